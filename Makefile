@@ -1,0 +1,43 @@
+# Kurzgefasst: German news in, English translation and summary out.
+# `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml scripts/install.sh
+	scripts/install.sh $(VENV) dev
+	@touch $(STAMP)
+
+install: $(STAMP) ## make .venv and install the package with its dev extras (CPU torch)
+
+test: $(STAMP) ## run the whole test suite (installs first if needed)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff, mypy and hadolint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
+
+format: $(STAMP) ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+tiny-models: $(STAMP) ## build the tiny offline models into var/tiny-models
+	$(PY) -m service make-tiny-models var/tiny-models
+
+bench: $(STAMP) ## run the benchmarks; figures go to benchmarks/last-run.json
+	$(PY) -m benchmarks
+
+clean: ## remove the virtual environment and local state
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install test lint format tiny-models bench clean

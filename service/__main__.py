@@ -1,0 +1,114 @@
+"""Command line: ``python -m service COMMAND``.
+
+Commands: ``api`` and ``worker`` (the two processes of the service), ``summarize FILE...``
+(one-off use without the service), ``download-models`` (fill the Hugging Face cache on a machine
+with internet) and ``make-tiny-models DIR`` (small offline models for tests and trials).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from service.errors import KurzError
+from service.logs import configure_logging
+from service.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line and run one command; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(settings)
+    try:
+        return int(args.run(settings, args))
+    except KurzError as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's own output
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    api = commands.add_parser("api", help="serve the HTTP API (KURZ_HOST, KURZ_PORT)")
+    api.set_defaults(run=_run_api)
+
+    worker = commands.add_parser("worker", help="run a worker: load the models, take jobs")
+    worker.set_defaults(run=_run_worker)
+
+    summarize = commands.add_parser("summarize", help="translate and summarize German files")
+    summarize.add_argument("files", nargs="+", metavar="FILE", help="text files; - reads stdin")
+    summarize.add_argument("--style", default=None, help="summary style (see prompts/)")
+    summarize.add_argument("--title", default=None, help="article title to translate too")
+    summarize.add_argument("--json", action="store_true", help="one JSON result per line")
+    summarize.add_argument(
+        "--allow-non-german", action="store_true", help="translate even if not German"
+    )
+    summarize.set_defaults(run=_run_summarize)
+
+    download = commands.add_parser(
+        "download-models", help="fetch the configured models into the Hugging Face cache"
+    )
+    download.set_defaults(run=_run_download)
+
+    tiny = commands.add_parser("make-tiny-models", help="build tiny offline models into DIR")
+    tiny.add_argument("directory", metavar="DIR")
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--force", action="store_true", help="rebuild even if DIR is complete")
+    tiny.set_defaults(run=_run_make_tiny)
+    return parser
+
+
+def _run_api(settings: Settings, args: argparse.Namespace) -> int:
+    from service.app import serve
+
+    serve(settings)
+    return 0
+
+
+def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from service.worker import run_worker
+
+    run_worker(settings)
+    return 0
+
+
+def _run_summarize(settings: Settings, args: argparse.Namespace) -> int:
+    from service.cli_summarize import summarize_files
+
+    return summarize_files(
+        settings,
+        args.files,
+        style=args.style or settings.default_style,
+        title=args.title,
+        as_json=args.json,
+        allow_non_german=args.allow_non_german,
+    )
+
+
+def _run_download(settings: Settings, args: argparse.Namespace) -> int:
+    from service.nlp.loading import download_models
+
+    for path in download_models([settings.translation_model, settings.summarization_model]):
+        print(path)  # noqa: T201 - the CLI's own output
+    return 0
+
+
+def _run_make_tiny(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from service.nlp.tiny import make_tiny_models
+
+    paths = make_tiny_models(Path(args.directory), seed=args.seed, force=args.force)
+    print(paths.translation)  # noqa: T201 - the CLI's own output
+    print(paths.summarization)  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

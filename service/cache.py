@@ -1,0 +1,113 @@
+"""Content-addressed caches: whole results, and single translated sentences.
+
+The result key is a sha256 over everything that changes the output: the NFC-normalized,
+whitespace-folded text and title, the style and its preset's digest, the model ids and
+revisions, and the pipeline version.  It is also the job key, so identical requests arriving
+while a job runs share that job.
+
+The sentence cache keys each translation by the translation model (id, revision, backend,
+compute type) and the sentence, so an edited article re-translates only its changed sentences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+
+import msgspec
+from redis.asyncio import Redis
+
+from service import PIPELINE_VERSION
+from service.constants import Keys
+from service.schemas import ModelInfo, Result
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """NFC, with runs of blanks folded, but paragraph and line breaks kept (they shape output)."""
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs = re.split(r"\n\s*\n", text)
+    folded = []
+    for paragraph in paragraphs:
+        lines = [_WHITESPACE.sub(" ", line).strip() for line in paragraph.split("\n")]
+        kept = "\n".join(line for line in lines if line)
+        if kept:
+            folded.append(kept)
+    return "\n\n".join(folded)
+
+
+def result_key(
+    *,
+    text: str,
+    title: str | None,
+    style: str,
+    style_digest: str,
+    models: Mapping[str, ModelInfo],
+) -> str:
+    """The cache key (and job id) of one request."""
+    payload = msgspec.json.encode(
+        {
+            "text": normalize_text(text),
+            "title": normalize_text(title or ""),
+            "style": style,
+            "style_digest": style_digest,
+            "models": {name: msgspec.to_builtins(info) for name, info in sorted(models.items())},
+            "pipeline": PIPELINE_VERSION,
+        }
+    )
+    return hashlib.sha256(payload).hexdigest()
+
+
+class ResultCache:
+    """Finished results by cache key, with a TTL."""
+
+    def __init__(self, redis: Redis, keys: Keys, ttl_s: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.ttl_s = ttl_s
+
+    async def get(self, key: str) -> Result | None:
+        raw = await self.redis.get(self.keys.result(key))
+        return None if raw is None else msgspec.json.decode(raw, type=Result)
+
+    async def put(self, key: str, result: Result) -> None:
+        await self.redis.set(self.keys.result(key), msgspec.json.encode(result), ex=self.ttl_s)
+
+
+def model_digest(model: ModelInfo) -> str:
+    """Short digest of everything about a translation model that changes its output."""
+    raw = f"{model.id}\0{model.revision}\0{model.backend}\0{model.compute_type}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+class RedisSentenceCache:
+    """Translated sentences of one translation model, in Redis, shared by every worker."""
+
+    def __init__(self, redis: Redis, keys: Keys, model: ModelInfo, ttl_s: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.model = model
+        self.ttl_s = ttl_s
+        self._model_digest = model_digest(model)
+
+    def _key(self, sentence: str) -> str:
+        normalized = unicodedata.normalize("NFC", sentence).strip()
+        digest = hashlib.sha256(normalized.encode()).hexdigest()
+        return self.keys.sentence(self._model_digest, digest)
+
+    async def get_many(self, sentences: Sequence[str]) -> list[str | None]:
+        if not sentences:
+            return []
+        values = await self.redis.mget([self._key(s) for s in sentences])
+        return [None if v is None else bytes(v).decode() for v in values]
+
+    async def set_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+        if not pairs:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sentence, english in pairs:
+                pipe.set(self._key(sentence), english.encode(), ex=self.ttl_s)
+            await pipe.execute()

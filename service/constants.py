@@ -1,0 +1,82 @@
+"""Redis key builders, TTLs and queue timings, in one place.
+
+Every key the service writes starts with the configured prefix (``KURZ_KEY_PREFIX``), so several
+deployments or test runs can share one Redis without touching each other's data.
+"""
+
+from __future__ import annotations
+
+#: Name of the SAQ function that processes one article.
+SUMMARIZE_TASK = "summarize_article"
+
+#: A worker rewrites its heartbeat key this often, and the key lives this long: a worker is
+#: "alive" for readiness while its key exists.
+WORKER_HEARTBEAT_INTERVAL_S = 5
+WORKER_HEARTBEAT_TTL_S = 15
+
+#: A running job is touched this often; SAQ's sweep re-queues an active job not touched for
+#: ``JOB_HEARTBEAT_S`` (its worker died), and sweeps run every ``SWEEP_INTERVAL_S``.  Together
+#: they bound how long a SIGKILLed worker's job waits before another worker takes it (< 30 s).
+JOB_TOUCH_INTERVAL_S = 3
+JOB_HEARTBEAT_S = 15
+SWEEP_INTERVAL_S = 5
+
+#: SAQ's default 10 s timeout would kill every real article.  A job may run this long plus
+#: ``JOB_TIMEOUT_PER_CHAR_S`` per character (a 100,000-character article: about 70 minutes on a
+#: slow CPU, which is well beyond what it needs).
+JOB_TIMEOUT_BASE_S = 300
+JOB_TIMEOUT_PER_CHAR_S = 0.04
+#: Retry backoff: the first retry after about this long, doubling, capped.
+JOB_RETRY_DELAY_S = 2.0
+JOB_RETRY_BACKOFF_MAX_S = 60.0
+#: How long SAQ keeps a finished job record (status, error) after it ends.
+JOB_RECORD_TTL_S = 7 * 24 * 3600
+
+#: How long an Idempotency-Key remembers its request.
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+#: Error text SAQ records when a job is canceled by a client (vs. swept or failed).
+CANCELED_BY_CLIENT = "canceled by client"
+
+
+def job_timeout_s(text_chars: int) -> int:
+    """The timeout for a job over an article of ``text_chars`` characters."""
+    return int(JOB_TIMEOUT_BASE_S + JOB_TIMEOUT_PER_CHAR_S * text_chars)
+
+
+class Keys:
+    """Builds every Redis key from one prefix: ``<prefix>:<kind>:<id>``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def result(self, cache_key: str) -> str:
+        return f"{self.prefix}:result:{cache_key}"
+
+    def sentence(self, model_digest: str, sentence_digest: str) -> str:
+        return f"{self.prefix}:sentence:{model_digest}:{sentence_digest}"
+
+    def idempotency(self, client: str, key: str) -> str:
+        return f"{self.prefix}:idempotency:{client}:{key}"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}:worker:{worker_id}"
+
+    def workers_pattern(self) -> str:
+        return f"{self.prefix}:worker:*"
+
+    def models(self) -> str:
+        """What the workers run: model ids and revisions, which the API folds into cache keys."""
+        return f"{self.prefix}:models"
+
+    def stats(self) -> str:
+        """A hash of counters the workers increment and the API's /metrics reports."""
+        return f"{self.prefix}:stats"
+
+    def rate(self, client: str, window: int) -> str:
+        return f"{self.prefix}:rate:{client}:{window}"
+
+    @property
+    def queue_name(self) -> str:
+        """SAQ namespaces its own keys by queue name (``saq:<name>:…``)."""
+        return self.prefix

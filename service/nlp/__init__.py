@@ -1,0 +1,1 @@
+"""Text processing that runs in the worker: sentence segmentation and language identification."""

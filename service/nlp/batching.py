@@ -1,0 +1,231 @@
+"""Dynamic batching: one inference thread serves every job a worker holds.
+
+Jobs submit their sentences and await the translations.  The inference thread pools the pending
+sentences of *all* jobs, sorts them by token length and cuts batches by a token budget (padding
+included), so ten short articles cost about one batched pass, not ten.  Sentences longer than
+the model's input limit are split into pieces first (``split_long``) and joined after, so each
+input sentence maps to exactly one output.
+
+Inference runs off the event loop; results and progress are handed back with
+``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from service.nlp.translate import TranslationEngine, split_long
+
+log = structlog.get_logger(__name__)
+
+ProgressCallback = Callable[[int], None]
+"""Called (on the event loop) with the number of sentences finished so far."""
+
+
+def plan_batches(
+    lengths: Sequence[int], *, token_budget: int, max_sentences: int
+) -> list[list[int]]:
+    """Group item indices into batches whose padded size stays within ``token_budget``.
+
+    Items are taken shortest first; a batch's cost is ``len(batch) x its longest item``, which is
+    what the padded tensor costs.  An item larger than the budget gets a batch of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        longest = lengths[index]  # ascending order: the newcomer is the longest
+        if current and (
+            (len(current) + 1) * longest > token_budget or len(current) >= max_sentences
+        ):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass(eq=False)
+class _Request:
+    """One job's sentences, their pieces, and where to deliver the outcome."""
+
+    sentences: list[str]
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[list[str]]
+    on_progress: ProgressCallback | None
+    pieces: list[list[str]] = field(default_factory=list)
+    piece_tokens: list[list[int]] = field(default_factory=list)
+    outputs: list[list[str | None]] = field(default_factory=list)
+    remaining: list[int] = field(default_factory=list)
+    done_sentences: int = 0
+    prepared: bool = False
+
+
+class InferenceScheduler:
+    """Owns the translation engine and the one thread that runs it."""
+
+    def __init__(
+        self, engine: TranslationEngine, *, token_budget: int = 4096, max_sentences: int = 64
+    ) -> None:
+        self.engine = engine
+        self.token_budget = token_budget
+        self.max_sentences = max_sentences
+        self._pending: list[_Request] = []
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.batches_run = 0
+
+    def start(self) -> None:
+        """Start the inference thread (idempotent)."""
+        with self._condition:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="translation-inference", daemon=True
+                )
+                self._thread.start()
+
+    def close(self) -> None:
+        """Stop the thread after the batch in hand; pending requests fail with CancelledError."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+
+    async def translate(
+        self, sentences: Sequence[str], on_progress: ProgressCallback | None = None
+    ) -> list[str]:
+        """Translate ``sentences`` in order, batched with whatever else the worker is doing."""
+        if not sentences:
+            return []
+        self.start()
+        loop = asyncio.get_running_loop()
+        request = _Request(
+            sentences=list(sentences),
+            loop=loop,
+            future=loop.create_future(),
+            on_progress=on_progress,
+        )
+        with self._condition:
+            if self._closed:
+                raise RuntimeError("the inference scheduler is closed")
+            self._pending.append(request)
+            self._condition.notify()
+        return await request.future
+
+    # --- inference thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._pending and not self._closed:
+                    self._condition.wait()
+                if self._closed:
+                    for request in self._pending:
+                        self._resolve(request, error=asyncio.CancelledError())
+                    self._pending.clear()
+                    return
+                active = [r for r in self._pending if not r.future.done()]
+                self._pending = active
+            if not active:
+                continue
+            try:
+                self._step(active)
+            except Exception as error:  # noqa: BLE001 - handed to the awaiting jobs
+                log.warning("translation batch failed", error=repr(error))
+                with self._condition:
+                    for request in active:
+                        if request in self._pending:
+                            self._pending.remove(request)
+                for request in active:
+                    self._resolve(request, error=error)
+
+    def _prepare(self, request: _Request) -> None:
+        """Split over-long sentences and count tokens, once per request, in this thread."""
+        engine = self.engine
+
+        def count_one(text: str) -> int:
+            return engine.count_tokens([text])[0]
+
+        limit = engine.max_source_tokens
+        counts = engine.count_tokens(request.sentences)
+        for sentence, tokens in zip(request.sentences, counts, strict=True):
+            if tokens <= limit:
+                pieces, piece_tokens = [sentence], [tokens]
+            else:
+                pieces = split_long(sentence, count_one, limit)
+                piece_tokens = engine.count_tokens(pieces)
+            request.pieces.append(pieces)
+            request.piece_tokens.append(piece_tokens)
+            request.outputs.append([None] * len(pieces))
+            request.remaining.append(len(pieces))
+        request.prepared = True
+
+    def _step(self, active: list[_Request]) -> None:
+        """Run one batch chosen from the pooled pieces of every active request."""
+        for request in active:
+            if not request.prepared:
+                self._prepare(request)
+        pool: list[tuple[_Request, int, int]] = []
+        lengths: list[int] = []
+        for request in active:
+            for s_index, outputs in enumerate(request.outputs):
+                for p_index, output in enumerate(outputs):
+                    if output is None:
+                        pool.append((request, s_index, p_index))
+                        lengths.append(request.piece_tokens[s_index][p_index])
+        if not pool:
+            for request in active:
+                self._finish(request)
+            return
+        batch = plan_batches(
+            lengths, token_budget=self.token_budget, max_sentences=self.max_sentences
+        )[0]
+        texts = [pool[i][0].pieces[pool[i][1]][pool[i][2]] for i in batch]
+        translated = self.engine.translate_batch(texts)
+        self.batches_run += 1
+        touched: dict[_Request, None] = {}
+        for i, text in zip(batch, translated, strict=True):
+            request, s_index, p_index = pool[i]
+            request.outputs[s_index][p_index] = text
+            request.remaining[s_index] -= 1
+            if request.remaining[s_index] == 0:
+                request.done_sentences += 1
+            touched[request] = None
+        for request in touched:
+            if request.done_sentences == len(request.sentences):
+                self._finish(request)
+            elif request.on_progress is not None:
+                request.loop.call_soon_threadsafe(request.on_progress, request.done_sentences)
+
+    def _finish(self, request: _Request) -> None:
+        with self._condition:
+            if request in self._pending:
+                self._pending.remove(request)
+        if request.on_progress is not None:
+            request.loop.call_soon_threadsafe(request.on_progress, len(request.sentences))
+        joined = [" ".join(p for p in outputs if p) for outputs in request.outputs]
+        self._resolve(request, result=joined)
+
+    @staticmethod
+    def _resolve(
+        request: _Request, *, result: list[str] | None = None, error: BaseException | None = None
+    ) -> None:
+        def deliver() -> None:
+            if request.future.done():
+                return
+            if error is not None:
+                request.future.set_exception(error)
+            else:
+                request.future.set_result(result or [])
+
+        with contextlib.suppress(RuntimeError):  # the job's loop may be gone at shutdown
+            request.loop.call_soon_threadsafe(deliver)

@@ -1,0 +1,212 @@
+"""One article, start to finish: segment → detect language → translate → summarize → result.
+
+The pipeline is asynchronous so a worker can run several articles at once: translation goes
+through the shared ``InferenceScheduler`` (sentences of all articles batched together) and
+summarization through its own single-thread executor, so the event loop never blocks on a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from service.errors import EmptyTextError, NotGermanError
+from service.nlp.backends import load_engines
+from service.nlp.batching import InferenceScheduler
+from service.nlp.language import detect_language
+from service.nlp.segment import join_sentences, split_sentences
+from service.nlp.summarize import SummaryEngine, summarize
+from service.presets import PresetRegistry
+from service.schemas import AlignedSentence, ModelInfo, Result
+from service.settings import Settings
+
+ProgressSink = Callable[[str, int, int], None]
+"""Called with (stage, done, total) as the article advances; must not block."""
+
+#: Below this share of German sentences an article is refused (unless the caller allows it).
+MIN_GERMAN_SHARE = 0.5
+
+
+class SentenceCache(Protocol):
+    """Translations of single sentences, keyed by the translation model and the sentence."""
+
+    async def get_many(self, sentences: Sequence[str]) -> list[str | None]: ...
+
+    async def set_many(self, pairs: Sequence[tuple[str, str]]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleRequest:
+    """What one article asks for."""
+
+    text: str
+    title: str | None = None
+    style: str = "standard"
+    allow_non_german: bool = False
+
+
+class Pipeline:
+    """Holds the loaded engines; ``run`` processes one article."""
+
+    def __init__(
+        self,
+        scheduler: InferenceScheduler,
+        summarizer: SummaryEngine,
+        presets: PresetRegistry,
+        *,
+        sentence_cache: SentenceCache | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.summarizer = summarizer
+        self.presets = presets
+        self.sentence_cache = sentence_cache
+        self._summary_executor = ThreadPoolExecutor(1, thread_name_prefix="summarization")
+
+    def close(self) -> None:
+        """Stop the inference threads."""
+        self.scheduler.close()
+        self._summary_executor.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def models(self) -> dict[str, ModelInfo]:
+        """The models this pipeline runs, as results report them."""
+        translation = self.scheduler.engine.ref
+        summarization = self.summarizer.ref
+        return {
+            "translation": ModelInfo(
+                translation.id, translation.revision, translation.backend,
+                translation.compute_type,
+            ),
+            "summarization": ModelInfo(
+                summarization.id, summarization.revision, summarization.backend,
+                summarization.compute_type,
+            ),
+        }
+
+    async def run(
+        self,
+        request: ArticleRequest,
+        *,
+        on_progress: ProgressSink | None = None,
+        sentence_cache: SentenceCache | None = None,
+    ) -> Result:
+        """Translate and summarize one article; raises ``InputError`` subclasses for bad input."""
+        progress = on_progress or (lambda stage, done, total: None)
+        cache = sentence_cache or self.sentence_cache
+        preset = self.presets.get(request.style)
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+
+        progress("segment", 0, 1)
+        sentences = await asyncio.to_thread(split_sentences, request.text)
+        if not sentences:
+            raise EmptyTextError()
+        german = [s.text for s in sentences]
+        language = await asyncio.to_thread(detect_language, german)
+        if not request.allow_non_german and language.german_share < MIN_GERMAN_SHARE:
+            raise NotGermanError(language.language, language.german_share)
+        timings["segment_ms"] = _elapsed_ms(started)
+
+        mark = time.perf_counter()
+        title = request.title.strip() if request.title else ""
+        to_translate = german + ([title] if title else [])
+        english, from_cache = await self._translate(to_translate, cache, progress, len(german))
+        title_en = english.pop() if title else None
+        timings["translate_ms"] = _elapsed_ms(mark)
+
+        mark = time.perf_counter()
+        progress("summarize", 0, 1)
+        loop = asyncio.get_running_loop()
+        outcome = await loop.run_in_executor(
+            self._summary_executor, summarize, self.summarizer, english, preset
+        )
+        progress("summarize", 1, 1)
+        timings["summarize_ms"] = _elapsed_ms(mark)
+        timings["total_ms"] = _elapsed_ms(started)
+
+        cached_flags = from_cache[: len(german)]
+        return Result(
+            title_en=title_en,
+            translation=join_sentences(sentences, english),
+            summary=outcome.text,
+            style=request.style,
+            source_language=language.language,
+            german_share=round(language.german_share, 4),
+            sentences_in=len(german),
+            sentences_translated=len(english),
+            sentences_from_cache=sum(cached_flags),
+            alignment=[
+                AlignedSentence(de=s.text, en=en, paragraph=s.paragraph, cached=hit)
+                for s, en, hit in zip(sentences, english, cached_flags, strict=True)
+            ],
+            models=self.models,
+            timings_ms=timings,
+            summary_chunks=outcome.chunks,
+            summary_rounds=outcome.rounds,
+        )
+
+    async def _translate(
+        self,
+        texts: list[str],
+        cache: SentenceCache | None,
+        progress: ProgressSink,
+        reported_total: int,
+    ) -> tuple[list[str], list[bool]]:
+        """Translate every text exactly once, in order, taking what the cache already has."""
+        known: list[str | None] = (
+            await cache.get_many(texts) if cache is not None else [None] * len(texts)
+        )
+        missing = [i for i, hit in enumerate(known) if hit is None]
+        hits = len(texts) - len(missing)
+
+        def on_batch(done: int) -> None:
+            progress("translate", min(reported_total, hits + done), reported_total)
+
+        on_batch(0)
+        fresh = await self.scheduler.translate([texts[i] for i in missing], on_batch)
+        result = list(known)
+        for index, english in zip(missing, fresh, strict=True):
+            result[index] = english
+        if cache is not None and missing:
+            await cache.set_many([(texts[i], result[i] or "") for i in missing])
+        flags = [hit is not None for hit in known]
+        return [text or "" for text in result], flags
+
+
+def _elapsed_ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 1)
+
+
+def prepare_models(settings: Settings) -> None:
+    """Build the tiny offline models first when ``KURZ_MODELS=tiny`` asks for them."""
+    if settings.models == "tiny":
+        from service.nlp.tiny import make_tiny_models
+
+        make_tiny_models(settings.tiny_models_dir)
+
+
+def build_pipeline(
+    settings: Settings,
+    *,
+    presets: PresetRegistry | None = None,
+    fixed_length_factor: float | None = None,
+    fixed_summary_tokens: int | None = None,
+) -> Pipeline:
+    """Load the models and presets the settings name and wire them into a ``Pipeline``."""
+    registry = presets or PresetRegistry.from_directory(settings.prompts_dir)
+    prepare_models(settings)
+    engines = load_engines(
+        settings,
+        fixed_length_factor=fixed_length_factor,
+        fixed_summary_tokens=fixed_summary_tokens,
+    )
+    scheduler = InferenceScheduler(
+        engines.translation,
+        token_budget=settings.batch_token_budget,
+        max_sentences=settings.max_batch_sentences,
+    )
+    return Pipeline(scheduler, engines.summarization, registry)

@@ -1,0 +1,161 @@
+"""The job queue: the only module that imports SAQ.
+
+A job's key is the request's cache key, so SAQ's "duplicate key while incomplete = no-op"
+rule makes identical concurrent requests share one job.  Job settings are sized for ML work
+(see ``service.constants``): a timeout that grows with the article, a heartbeat that the worker
+renews every few seconds while the job runs, retries with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+from saq import Job, Queue, Status
+from saq.queue.redis import RedisQueue
+
+from service.constants import (
+    CANCELED_BY_CLIENT,
+    JOB_HEARTBEAT_S,
+    JOB_RECORD_TTL_S,
+    JOB_RETRY_BACKOFF_MAX_S,
+    JOB_RETRY_DELAY_S,
+    SUMMARIZE_TASK,
+    Keys,
+    job_timeout_s,
+)
+from service.schemas import JobError, JobStatus, JobView, Links, Progress, Result
+
+__all__ = ["Job", "JobQueue", "Queue", "Status"]
+
+
+class JobPayload(msgspec.Struct, kw_only=True):
+    """What the worker needs to process one article (stored as the SAQ job's kwargs)."""
+
+    text: str
+    title: str | None = None
+    style: str = "standard"
+    allow_non_german: bool = False
+    external_id: str | None = None
+    metadata: dict[str, str | int | float | bool | None] | None = None
+    callback_url: str | None = None
+
+
+def _iso(epoch_ms: int) -> str | None:
+    if not epoch_ms:
+        return None
+    return dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds")
+
+
+def job_links(job_id: str) -> Links:
+    return Links(self=f"/jobs/{job_id}", events=f"/jobs/{job_id}/events")
+
+
+def status_of(job: Job) -> JobStatus:
+    """Map SAQ's statuses onto the API's: an abort is a client cancel only if a client asked."""
+    if job.status in (Status.NEW, Status.QUEUED):
+        return JobStatus.QUEUED
+    if job.status == Status.ACTIVE:
+        return JobStatus.RUNNING
+    if job.status == Status.COMPLETE:
+        return JobStatus.SUCCEEDED
+    if job.status in (Status.ABORTING, Status.ABORTED) and job.error == CANCELED_BY_CLIENT:
+        return JobStatus.CANCELED
+    return JobStatus.FAILED
+
+
+def view_of(job: Job) -> JobView:
+    """The API's view of a SAQ job."""
+    kwargs = job.kwargs or {}
+    status = status_of(job)
+    meta = job.meta or {}
+    progress = msgspec.convert(meta.get("progress") or {}, Progress)
+    if status == JobStatus.QUEUED:
+        progress = Progress(stage="queued")
+    result = None
+    if status == JobStatus.SUCCEEDED and job.result is not None:
+        result = msgspec.convert(job.result, Result)
+    error = None
+    if status == JobStatus.FAILED:
+        stored = meta.get("error")
+        error = (
+            msgspec.convert(stored, JobError)
+            if stored
+            else JobError(code="job_failed", detail=_last_line(job.error))
+        )
+    elif status == JobStatus.CANCELED:
+        error = JobError(code="canceled", detail=CANCELED_BY_CLIENT)
+    return JobView(
+        id=job.key,
+        status=status,
+        progress=progress,
+        created_at=_iso(job.queued) or "",
+        finished_at=_iso(job.completed) if status in (
+            JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED
+        ) else None,
+        attempts=job.attempts,
+        links=job_links(job.key),
+        result=result,
+        error=error,
+        external_id=kwargs.get("external_id"),
+        metadata=kwargs.get("metadata"),
+    )
+
+
+def _last_line(text: str | None) -> str:
+    """The last line of a traceback: the exception, without the frames (and their paths)."""
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "the job failed"
+
+
+class JobQueue:
+    """Enqueue, look up and cancel article jobs."""
+
+    def __init__(self, redis: Redis, keys: Keys, *, retries: int = 3) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.retries = retries
+        self.saq: RedisQueue = RedisQueue(redis, name=keys.queue_name)
+
+    async def submit(self, key: str, payload: JobPayload) -> tuple[Job, bool]:
+        """Enqueue a job under ``key``; returns the job and whether this call created it."""
+        options: dict[str, Any] = {
+            "key": key,
+            "timeout": job_timeout_s(len(payload.text)),
+            "heartbeat": JOB_HEARTBEAT_S,
+            "retries": self.retries,
+            "retry_delay": JOB_RETRY_DELAY_S,
+            "retry_backoff": JOB_RETRY_BACKOFF_MAX_S,
+            "ttl": JOB_RECORD_TTL_S,
+        }
+        job = Job(function=SUMMARIZE_TASK, kwargs=msgspec.to_builtins(payload), **options)
+        created = await self.saq.enqueue(job)
+        if created is not None:
+            return created, True
+        existing = await self.saq.job(key)
+        if existing is None:  # finished and expired between the two calls: enqueue again
+            again = await self.saq.enqueue(
+                Job(function=SUMMARIZE_TASK, kwargs=msgspec.to_builtins(payload), **options)
+            )
+            return (again or job), again is not None
+        return existing, False
+
+    async def get(self, key: str) -> Job | None:
+        return await self.saq.job(key)
+
+    async def cancel(self, key: str) -> Job | None:
+        """Abort a queued or running job; a finished job is returned unchanged."""
+        job = await self.saq.job(key)
+        if job is None or job.status in (Status.COMPLETE, Status.FAILED, Status.ABORTED):
+            return job
+        await self.saq.abort(job, CANCELED_BY_CLIENT)
+        return await self.saq.job(key)
+
+    async def depth(self) -> int:
+        """Jobs waiting to start."""
+        return int(await self.saq.count("queued"))
+
+    async def active(self) -> int:
+        return int(await self.saq.count("active"))

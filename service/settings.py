@@ -1,0 +1,132 @@
+"""Settings, read from ``KURZ_*`` environment variables (and an optional ``.env`` file).
+
+A ``Settings`` object is built once per process and passed explicitly to whatever needs it; there
+is no cached global, so tests build their own with keyword arguments.  ``.env.example`` lists
+every field with its default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+#: The repository root, where ``prompts/`` and ``seeds/`` live in a checkout and in the image.
+ROOT = Path(__file__).resolve().parent.parent
+
+DeviceName = Literal["auto", "cpu", "cuda"]
+BackendName = Literal["transformers", "ctranslate2"]
+ComputeType = Literal["auto", "float32", "float16", "int8"]
+
+
+def _split_csv(value: object) -> object:
+    """Accept comma-separated strings for list settings, as people write them in ``.env``."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob of the service, grouped by concern."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KURZ_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- models -------------------------------------------------------------------------------
+    translation_model: str = "Helsinki-NLP/opus-mt-de-en"
+    """Hub id or local directory of the MarianMT German-to-English model."""
+    summarization_model: str = "sshleifer/distilbart-cnn-12-6"
+    """Hub id or local directory of the seq2seq summarizer (BART, PEGASUS, T5/FLAN-T5)."""
+    models: Literal["hub", "tiny"] = "hub"
+    """``tiny`` builds and uses the small offline models (for trying the stack without weights)."""
+    tiny_models_dir: Path = ROOT / "var" / "tiny-models"
+    """Where ``KURZ_MODELS=tiny`` builds its models."""
+    device: DeviceName = "auto"
+    """``auto`` picks CUDA when present (with fp16), else the CPU."""
+    backend: BackendName = "transformers"
+    """Inference engine for both models."""
+    compute_type: ComputeType = "auto"
+    """``auto``: float16 on CUDA, float32 on the CPU for transformers, int8 for ctranslate2."""
+    converted_models_dir: Path = ROOT / "var" / "ct2"
+    """Where the ctranslate2 backend keeps converted models."""
+
+    # --- pipeline -----------------------------------------------------------------------------
+    batch_token_budget: int = Field(default=4096, ge=64)
+    """Source tokens (padding included) per translation batch."""
+    max_batch_sentences: int = Field(default=64, ge=1)
+    """Upper bound on sentences per translation batch, whatever their length."""
+    translation_beams: int = Field(default=1, ge=1, le=8)
+    """Beam width for translation; greedy (1) is several times faster on a CPU."""
+    inference_threads: int = Field(default=0, ge=0)
+    """Torch intra-op threads; 0 means the number of cores this process may use."""
+    prompts_dir: Path = ROOT / "prompts"
+    """Directory of ``<style>.toml`` presets."""
+    default_style: str = "standard"
+
+    # --- service ------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis for the queue, job state and caches; every API and worker process shares it."""
+    key_prefix: str = "kurz"
+    """Prefix of every Redis key, so one Redis can host several deployments or test runs."""
+    max_text_chars: int = Field(default=100_000, ge=1)
+    """Longest article accepted, in characters (413 above it)."""
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    """Largest request body accepted, in bytes (413 above it, before it is read whole)."""
+    max_queue_depth: int = Field(default=1000, ge=1)
+    """Queued jobs beyond which new work is refused with 429."""
+    result_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    """How long a finished summary stays in the result cache."""
+    sentence_cache_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    """How long one translated sentence stays in the sentence cache."""
+    worker_concurrency: int = Field(default=8, ge=1)
+    """Jobs one worker holds at once; their sentences are batched together."""
+    job_retries: int = Field(default=3, ge=1)
+    """Attempts per job before it is marked failed."""
+    shutdown_grace_s: int = Field(default=600, ge=1)
+    """On SIGTERM a worker finishes the jobs in hand for this long, then hands the rest back."""
+    api_keys: Annotated[list[str], NoDecode] = []
+    """Comma-separated API keys; empty means the API is open."""
+    rate_limit_per_minute: int = Field(default=0, ge=0)
+    """Requests per API key per minute; 0 means unlimited."""
+
+    # --- webhooks -----------------------------------------------------------------------------
+    webhook_secret: str = ""
+    """``whsec_…`` secret(s), comma-separated for rotation; the first one signs."""
+    webhook_endpoints: Annotated[list[str], NoDecode] = []
+    """URLs that receive every event, comma-separated."""
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = [
+        0, 5, 300, 1800, 7200, 18000, 36000
+    ]
+    """Delays in seconds between delivery attempts."""
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = []
+    """Hosts or networks callbacks may reach even though they are not public addresses."""
+    webhook_timeout_s: float = Field(default=15.0, gt=0)
+
+    # --- logging ------------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = False
+
+    _csv = field_validator(
+        "api_keys", "webhook_endpoints", "webhook_retry_schedule", "webhook_allow_hosts",
+        mode="before",
+    )(_split_csv)
+
+    @property
+    def translation_source(self) -> str:
+        """The translation model to load, after ``KURZ_MODELS=tiny`` is applied."""
+        if self.models == "tiny":
+            return str(self.tiny_models_dir / "translation")
+        return self.translation_model
+
+    @property
+    def summarization_source(self) -> str:
+        """The summarization model to load, after ``KURZ_MODELS=tiny`` is applied."""
+        if self.models == "tiny":
+            return str(self.tiny_models_dir / "summarization")
+        return self.summarization_model

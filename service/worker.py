@@ -1,0 +1,275 @@
+"""The worker process: loads the models once, then runs article jobs from the queue.
+
+Several jobs run at once (``KURZ_WORKER_CONCURRENCY``); their sentences meet in the pipeline's
+inference scheduler and are translated in shared batches.  Reliability comes from SAQ plus
+three habits here:
+
+- every running job is touched every few seconds, so a worker killed with SIGKILL leaves a job
+  whose heartbeat goes stale; another worker's sweep re-queues it within about 20 seconds;
+- on SIGTERM the worker stops taking jobs at once (a job dequeued after the signal is handed
+  back untouched), finishes the jobs in hand within the grace period, and hands back the rest;
+- a job that fails because of its input is not retried; any other failure is, with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+from saq import Job, Worker
+from saq.queue.redis import RedisQueue
+
+from service.cache import RedisSentenceCache, ResultCache
+from service.constants import (
+    JOB_TOUCH_INTERVAL_S,
+    SUMMARIZE_TASK,
+    SWEEP_INTERVAL_S,
+    WORKER_HEARTBEAT_INTERVAL_S,
+    WORKER_HEARTBEAT_TTL_S,
+    Keys,
+)
+from service.errors import InputError
+from service.pipeline import ArticleRequest, Pipeline, build_pipeline
+from service.queue import JobPayload
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class DrainingQueue(RedisQueue):
+    """A queue that hands back any job it dequeues once its worker has been told to stop.
+
+    SAQ's idle workers sit in a blocking dequeue; without this, a job arriving during the
+    shutdown grace period would be started after SIGTERM.
+    """
+
+    draining = False
+
+    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
+        job = await super().dequeue(timeout=timeout, poll_interval=poll_interval)
+        if job is not None and self.draining:
+            await self.retry(job, "handed back: worker shutting down")
+            return None
+        return job
+
+
+class WorkerState:
+    """What the job function needs, built once at start-up."""
+
+    def __init__(self, settings: Settings, redis: Redis, worker_id: str) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = Keys(settings.key_prefix)
+        self.worker_id = worker_id
+        self.results = ResultCache(redis, self.keys, settings.result_ttl_s)
+        self.pipeline: Pipeline | None = None
+        self.sentence_cache: RedisSentenceCache | None = None
+        self.heartbeat_task: asyncio.Task[None] | None = None
+
+    async def load(self) -> None:
+        """Load the models (in a thread: it takes seconds to minutes) and announce them."""
+        self.pipeline = await asyncio.to_thread(build_pipeline, self.settings)
+        self.sentence_cache = RedisSentenceCache(
+            self.redis,
+            self.keys,
+            self.pipeline.models["translation"],
+            self.settings.sentence_cache_ttl_s,
+        )
+        await self.redis.set(self.keys.models(), msgspec.json.encode(self.pipeline.models))
+        await self._beat()
+        self.heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+
+    async def _beat(self) -> None:
+        assert self.pipeline is not None
+        record = {
+            "id": self.worker_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "models": msgspec.to_builtins(self.pipeline.models),
+        }
+        await self.redis.set(
+            self.keys.worker(self.worker_id), msgspec.json.encode(record), ex=WORKER_HEARTBEAT_TTL_S
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WORKER_HEARTBEAT_INTERVAL_S)
+            try:
+                await self._beat()
+            except OSError as error:  # Redis briefly away: readiness lapses, work goes on
+                log.warning("worker heartbeat failed", error=repr(error))
+
+    async def close(self) -> None:
+        if self.heartbeat_task is not None:
+            self.heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.heartbeat_task
+        with contextlib.suppress(OSError):
+            await self.redis.delete(self.keys.worker(self.worker_id))
+        if self.pipeline is not None:
+            await asyncio.to_thread(self.pipeline.close)
+
+
+async def summarize_article(ctx: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """The SAQ task: one article through the pipeline, result cached under the job key."""
+    state: WorkerState = ctx["state"]
+    job: Job = ctx["job"]
+    assert state.pipeline is not None
+    payload = msgspec.convert(kwargs, JobPayload)
+    started = time.perf_counter()
+    progress: dict[str, Any] = {"stage": "starting", "done": 0, "total": 0}
+    changed = asyncio.Event()
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        progress.update(stage=stage, done=done, total=total)
+        changed.set()
+
+    toucher = asyncio.create_task(_touch_while_running(job, progress, changed))
+    try:
+        result = await state.pipeline.run(
+            ArticleRequest(
+                text=payload.text,
+                title=payload.title,
+                style=payload.style,
+                allow_non_german=payload.allow_non_german,
+            ),
+            on_progress=on_progress,
+            sentence_cache=state.sentence_cache,
+        )
+    except InputError as error:
+        # Retrying cannot help: record why, and make this the last attempt.
+        job.meta["error"] = {"code": error.code, "detail": str(error)}
+        job.retries = job.attempts
+        await _count(state, jobs_failed=1)
+        raise
+    finally:
+        toucher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await toucher
+    await state.results.put(job.key, result)
+    await _count(
+        state,
+        jobs_succeeded=1,
+        sentences_translated=result.sentences_translated,
+        sentences_from_cache=result.sentences_from_cache,
+        **{f"stage_seconds_sum:{k.removesuffix('_ms')}": v / 1000 for k, v in
+           result.timings_ms.items()},
+        **{f"stage_count:{k.removesuffix('_ms')}": 1 for k in result.timings_ms},
+    )
+    log.info(
+        "article done",
+        job=job.key[:12],
+        sentences=result.sentences_in,
+        cached_sentences=result.sentences_from_cache,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return msgspec.to_builtins(result)  # type: ignore[no-any-return]
+
+
+async def _touch_while_running(
+    job: Job, progress: dict[str, Any], changed: asyncio.Event
+) -> None:
+    """Keep the job's heartbeat fresh and its progress visible, at most a few writes a second."""
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(changed.wait(), timeout=JOB_TOUCH_INTERVAL_S)
+        changed.clear()
+        job.meta["progress"] = dict(progress)
+        try:
+            await job.update(meta=job.meta)
+        except OSError as error:
+            log.warning("job heartbeat failed", error=repr(error))
+        await asyncio.sleep(0.25)
+
+
+async def _count(state: WorkerState, **counters: float) -> None:
+    """Add to the shared counters the API's /metrics reports."""
+    try:
+        async with state.redis.pipeline(transaction=False) as pipe:
+            for name, value in counters.items():
+                if isinstance(value, int):
+                    pipe.hincrby(state.keys.stats(), name, value)
+                else:
+                    pipe.hincrbyfloat(state.keys.stats(), name, value)
+            await pipe.execute()
+    except OSError as error:
+        log.warning("metrics update failed", error=repr(error))
+
+
+def build_worker(settings: Settings, redis: Redis, *, worker_id: str | None = None) -> Worker:
+    """A SAQ worker configured for ML jobs, with start-up and shutdown hooks."""
+    keys = Keys(settings.key_prefix)
+    queue = DrainingQueue(redis, name=keys.queue_name)
+    state = WorkerState(settings, redis, worker_id or f"{socket.gethostname()}-{os.getpid()}-"
+                        f"{uuid.uuid4().hex[:6]}")
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        ctx["state"] = state
+        await state.load()
+        log.info("worker ready", worker=state.worker_id, concurrency=settings.worker_concurrency)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        await state.close()
+        log.info("worker stopped", worker=state.worker_id)
+
+    worker = Worker(
+        queue,
+        functions=[(SUMMARIZE_TASK, summarize_article)],
+        concurrency=settings.worker_concurrency,
+        startup=startup,
+        shutdown=shutdown,
+        timers={"sweep": SWEEP_INTERVAL_S},
+        dequeue_timeout=1.0,
+        shutdown_grace_period_s=settings.shutdown_grace_s,
+        cancellation_hard_deadline_s=5.0,
+    )
+    original_stop = worker.stop
+
+    async def stop() -> None:
+        queue.draining = True
+        await original_stop()
+
+    worker.stop = stop  # type: ignore[method-assign]
+    _drain_on_signal(worker, queue)
+    return worker
+
+
+def _drain_on_signal(worker: Worker, queue: DrainingQueue) -> None:
+    """Flip the queue to draining the moment SAQ's stop event is set by SIGTERM or SIGINT."""
+    original_start = worker.start
+
+    async def start() -> None:
+        async def watch() -> None:
+            # SAQ replaces ``worker.event`` inside ``start``: re-read it on every check.
+            while not worker.event.is_set():
+                await asyncio.sleep(0.05)
+            queue.draining = True
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await original_start()
+        finally:
+            watcher.cancel()
+
+    worker.start = start  # type: ignore[method-assign]
+
+
+def run_worker(settings: Settings) -> None:
+    """``python -m service worker``: run until SIGTERM or SIGINT."""
+
+    async def main() -> None:
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
+        try:
+            await build_worker(settings, redis).start()
+        finally:
+            await redis.aclose()
+
+    asyncio.run(main())
