@@ -40,9 +40,7 @@ def summarize_files(
     pipeline = build_pipeline(settings)
     pipeline.presets.get(style)  # an unknown style fails before any model work
     try:
-        return asyncio.run(
-            _summarize_all(pipeline, files, style, title, as_json, allow_non_german)
-        )
+        return asyncio.run(_summarize_all(pipeline, files, style, title, as_json, allow_non_german))
     finally:
         pipeline.close()
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 #: Name of the SAQ function that processes one article.
 SUMMARIZE_TASK = "summarize_article"
+#: Name of the SAQ function that makes one webhook delivery attempt.
+DELIVER_TASK = "deliver_webhook"
+#: A delivery attempt's job may run this much longer than the HTTP timeout (logging, Redis).
+DELIVERY_JOB_SLACK_S = 30
 
 #: A worker rewrites its heartbeat key this often, and the key lives this long: a worker is
 #: "alive" for readiness while its key exists.
@@ -68,6 +72,14 @@ class Keys:
     def models(self) -> str:
         """What the workers run: model ids and revisions, which the API folds into cache keys."""
         return f"{self.prefix}:models"
+
+    def callbacks(self, job_key: str) -> str:
+        """The per-request callback URLs of everyone waiting on one (shared) job."""
+        return f"{self.prefix}:callbacks:{job_key}"
+
+    def deliveries_state(self, job_key: str) -> str:
+        """A hash of the job's deliveries (state and body), so they can be sent again."""
+        return f"{self.prefix}:delivery-state:{job_key}"
 
     def stats(self) -> str:
         """A hash of counters the workers increment and the API's /metrics reports."""

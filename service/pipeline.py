@@ -78,11 +78,15 @@ class Pipeline:
         summarization = self.summarizer.ref
         return {
             "translation": ModelInfo(
-                translation.id, translation.revision, translation.backend,
+                translation.id,
+                translation.revision,
+                translation.backend,
                 translation.compute_type,
             ),
             "summarization": ModelInfo(
-                summarization.id, summarization.revision, summarization.backend,
+                summarization.id,
+                summarization.revision,
+                summarization.backend,
                 summarization.compute_type,
             ),
         }

@@ -47,15 +47,18 @@ class Preset(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             ("instruction", "{text}" in self.instruction, "must contain the {text} placeholder"),
             ("description", bool(self.description.strip()), "must not be empty"),
             ("generation.max_length", self.generation.max_length >= 1, "must be at least 1"),
-            ("generation.min_length", 0 <= self.generation.min_length, "must not be negative"),
+            ("generation.min_length", self.generation.min_length >= 0, "must not be negative"),
             (
                 "generation.min_length",
                 self.generation.min_length <= self.generation.max_length,
                 "must not exceed generation.max_length",
             ),
             ("generation.num_beams", 1 <= self.generation.num_beams <= 16, "must be 1..16"),
-            ("generation.no_repeat_ngram_size", self.generation.no_repeat_ngram_size >= 0,
-             "must not be negative"),
+            (
+                "generation.no_repeat_ngram_size",
+                self.generation.no_repeat_ngram_size >= 0,
+                "must not be negative",
+            ),
             ("max_points", 1 <= self.min_points <= self.max_points, "needs 1 <= min <= max"),
         ]
         for field, ok, problem in checks:
@@ -68,6 +71,7 @@ class Preset(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 _FIELD_IN_MESSAGE = re.compile(r"at `\$\.?([^`]*)`")
+_NAMED_FIELD = re.compile(r"(?:unknown|required) field `([^`]*)`")
 _STYLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
@@ -89,7 +93,11 @@ def load_preset(path: Path) -> Preset:
             field, problem = message.split("\x00", 1)
         else:
             match = _FIELD_IN_MESSAGE.search(message)
-            field = match.group(1) if match else "(file)"
+            field = match.group(1) if match else ""
+            named = _NAMED_FIELD.search(message)
+            if named:
+                field = f"{field}.{named.group(1)}" if field else named.group(1)
+            field = field or "(file)"
             problem = _FIELD_IN_MESSAGE.sub("", message).rstrip(" -")
         raise PresetError(str(path), field, problem) from error
     digest = hashlib.sha256(raw).hexdigest()[:12]

@@ -9,7 +9,8 @@ renews every few seconds while the job runs, retries with exponential backoff.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -18,6 +19,8 @@ from saq.queue.redis import RedisQueue
 
 from service.constants import (
     CANCELED_BY_CLIENT,
+    DELIVER_TASK,
+    DELIVERY_JOB_SLACK_S,
     JOB_HEARTBEAT_S,
     JOB_RECORD_TTL_S,
     JOB_RETRY_BACKOFF_MAX_S,
@@ -27,6 +30,9 @@ from service.constants import (
     job_timeout_s,
 )
 from service.schemas import JobError, JobStatus, JobView, Links, Progress, Result
+
+if TYPE_CHECKING:
+    from service.webhooks import Delivery
 
 __all__ = ["Job", "JobQueue", "Queue", "Status"]
 
@@ -66,6 +72,20 @@ def status_of(job: Job) -> JobStatus:
     return JobStatus.FAILED
 
 
+def finished_view(job: Job, result: Result) -> JobView:
+    """The view of a job whose result is ready but which SAQ has not marked complete yet."""
+    view = view_of(job)
+    now_iso = dt.datetime.now(tz=dt.UTC).isoformat(timespec="milliseconds")
+    return msgspec.structs.replace(
+        view,
+        status=JobStatus.SUCCEEDED,
+        progress=Progress(stage="done", done=result.sentences_in, total=result.sentences_in),
+        result=result,
+        error=None,
+        finished_at=now_iso,
+    )
+
+
 def view_of(job: Job) -> JobView:
     """The API's view of a SAQ job."""
     kwargs = job.kwargs or {}
@@ -77,6 +97,7 @@ def view_of(job: Job) -> JobView:
     result = None
     if status == JobStatus.SUCCEEDED and job.result is not None:
         result = msgspec.convert(job.result, Result)
+        progress = Progress(stage="done", done=result.sentences_in, total=result.sentences_in)
     error = None
     if status == JobStatus.FAILED:
         stored = meta.get("error")
@@ -92,9 +113,9 @@ def view_of(job: Job) -> JobView:
         status=status,
         progress=progress,
         created_at=_iso(job.queued) or "",
-        finished_at=_iso(job.completed) if status in (
-            JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED
-        ) else None,
+        finished_at=_iso(job.completed)
+        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+        else None,
         attempts=job.attempts,
         links=job_links(job.key),
         result=result,
@@ -141,6 +162,34 @@ class JobQueue:
             )
             return (again or job), again is not None
         return existing, False
+
+    async def schedule_delivery(
+        self,
+        delivery: Delivery,
+        body: str,
+        delay_s: float,
+        *,
+        redelivery: bool = False,
+        timeout_s: float = 15.0,
+    ) -> None:
+        """Queue one webhook attempt ``delay_s`` from now (a crash re-runs it, same id).
+
+        The queue key names the message and the attempt, so announcing the same event twice
+        (a job that ran twice after a crash) schedules its first attempt only once.
+        """
+        suffix = f"r{time.time_ns()}" if redelivery else str(delivery.attempts)
+        job = Job(
+            function=DELIVER_TASK,
+            kwargs={"delivery": msgspec.to_builtins(delivery), "body": body},
+            key=f"delivery:{delivery.msg_id}:{suffix}",
+            timeout=int(timeout_s + DELIVERY_JOB_SLACK_S),
+            retries=3,
+            retry_delay=JOB_RETRY_DELAY_S,
+            retry_backoff=JOB_RETRY_BACKOFF_MAX_S,
+            ttl=JOB_RECORD_TTL_S,
+            scheduled=int(time.time() + delay_s) if delay_s > 0 else 0,
+        )
+        await self.saq.enqueue(job)
 
     async def get(self, key: str) -> Job | None:
         return await self.saq.job(key)

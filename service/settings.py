@@ -8,11 +8,10 @@ every field with its default.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 #: The repository root, where ``prompts/`` and ``seeds/`` live in a checkout and in the image.
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,20 +99,24 @@ class Settings(BaseSettings):
     """``whsec_…`` secret(s), comma-separated for rotation; the first one signs."""
     webhook_endpoints: Annotated[list[str], NoDecode] = []
     """URLs that receive every event, comma-separated."""
-    webhook_retry_schedule: Annotated[list[float], NoDecode] = [
-        0, 5, 300, 1800, 7200, 18000, 36000
-    ]
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = [0, 5, 300, 1800, 7200, 18000, 36000]
     """Delays in seconds between delivery attempts."""
     webhook_allow_hosts: Annotated[list[str], NoDecode] = []
     """Hosts or networks callbacks may reach even though they are not public addresses."""
     webhook_timeout_s: float = Field(default=15.0, gt=0)
+    """Seconds one delivery attempt may take, connection to last byte."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Base URL under which clients reach the API; webhook events link to jobs below it."""
 
     # --- logging ------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
 
     _csv = field_validator(
-        "api_keys", "webhook_endpoints", "webhook_retry_schedule", "webhook_allow_hosts",
+        "api_keys",
+        "webhook_endpoints",
+        "webhook_retry_schedule",
+        "webhook_allow_hosts",
         mode="before",
     )(_split_csv)
 

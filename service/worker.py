@@ -26,9 +26,11 @@ import structlog
 from redis.asyncio import Redis
 from saq import Job, Worker
 from saq.queue.redis import RedisQueue
+from saq.types import Context, PartialTimersDict
 
 from service.cache import RedisSentenceCache, ResultCache
 from service.constants import (
+    DELIVER_TASK,
     JOB_TOUCH_INTERVAL_S,
     SUMMARIZE_TASK,
     SWEEP_INTERVAL_S,
@@ -36,10 +38,13 @@ from service.constants import (
     WORKER_HEARTBEAT_TTL_S,
     Keys,
 )
-from service.errors import InputError
+from service.errors import ConfigError, InputError
+from service.notify import Notifier
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
-from service.queue import JobPayload
+from service.queue import JobPayload, JobQueue, Status, finished_view, view_of
 from service.settings import Settings
+from service.ssrf import AllowList
+from service.webhooks import Delivery, WebhookSigner, make_client
 
 log = structlog.get_logger(__name__)
 
@@ -53,12 +58,22 @@ class DrainingQueue(RedisQueue):
 
     draining = False
 
-    async def dequeue(self, timeout: float = 0.0, poll_interval: float = 0.0) -> Job | None:
+    async def dequeue(
+        self,
+        timeout: float = 0.0,  # noqa: ASYNC109 - SAQ's own signature
+        poll_interval: float = 0.0,
+    ) -> Job | None:
         job = await super().dequeue(timeout=timeout, poll_interval=poll_interval)
         if job is not None and self.draining:
             await self.retry(job, "handed back: worker shutting down")
             return None
         return job
+
+
+class WorkerContext(Context, total=False):
+    """SAQ's task context plus what this worker's start-up put there."""
+
+    state: WorkerState
 
 
 class WorkerState:
@@ -70,6 +85,10 @@ class WorkerState:
         self.keys = Keys(settings.key_prefix)
         self.worker_id = worker_id
         self.results = ResultCache(redis, self.keys, settings.result_ttl_s)
+        self.notifier = build_notifier(settings, redis)
+        self.http = make_client(
+            AllowList.from_settings(settings.webhook_allow_hosts), settings.webhook_timeout_s
+        )
         self.pipeline: Pipeline | None = None
         self.sentence_cache: RedisSentenceCache | None = None
         self.heartbeat_task: asyncio.Task[None] | None = None
@@ -114,25 +133,25 @@ class WorkerState:
                 await self.heartbeat_task
         with contextlib.suppress(OSError):
             await self.redis.delete(self.keys.worker(self.worker_id))
+        await self.http.aclose()
         if self.pipeline is not None:
             await asyncio.to_thread(self.pipeline.close)
 
 
-async def summarize_article(ctx: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]:
     """The SAQ task: one article through the pipeline, result cached under the job key."""
-    state: WorkerState = ctx["state"]
-    job: Job = ctx["job"]
+    state = ctx["state"]
+    job = ctx["job"]
     assert state.pipeline is not None
     payload = msgspec.convert(kwargs, JobPayload)
     started = time.perf_counter()
     progress: dict[str, Any] = {"stage": "starting", "done": 0, "total": 0}
-    changed = asyncio.Event()
+    finished = asyncio.Event()
 
     def on_progress(stage: str, done: int, total: int) -> None:
         progress.update(stage=stage, done=done, total=total)
-        changed.set()
 
-    toucher = asyncio.create_task(_touch_while_running(job, progress, changed))
+    toucher = asyncio.create_task(_touch_while_running(job, progress, finished))
     try:
         result = await state.pipeline.run(
             ArticleRequest(
@@ -151,17 +170,23 @@ async def summarize_article(ctx: dict[str, Any], **kwargs: Any) -> dict[str, Any
         await _count(state, jobs_failed=1)
         raise
     finally:
-        toucher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await toucher
+        # Stopped by a flag, not by cancel(): cancelling a task inside asyncio.wait_for can be
+        # swallowed on Python 3.11, leaving a toucher that keeps a finished job looking alive.
+        finished.set()
+        await toucher
     await state.results.put(job.key, result)
+    # Announced before SAQ marks the job complete: a crash in between re-runs the job, and the
+    # second announcement reuses the first one's webhook ids (see service.notify).
+    await state.notifier.announce(finished_view(job, result))
     await _count(
         state,
         jobs_succeeded=1,
         sentences_translated=result.sentences_translated,
         sentences_from_cache=result.sentences_from_cache,
-        **{f"stage_seconds_sum:{k.removesuffix('_ms')}": v / 1000 for k, v in
-           result.timings_ms.items()},
+        **{
+            f"stage_seconds_sum:{k.removesuffix('_ms')}": v / 1000
+            for k, v in result.timings_ms.items()
+        },
         **{f"stage_count:{k.removesuffix('_ms')}": 1 for k in result.timings_ms},
     )
     log.info(
@@ -174,20 +199,65 @@ async def summarize_article(ctx: dict[str, Any], **kwargs: Any) -> dict[str, Any
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]
 
 
-async def _touch_while_running(
-    job: Job, progress: dict[str, Any], changed: asyncio.Event
-) -> None:
-    """Keep the job's heartbeat fresh and its progress visible, at most a few writes a second."""
-    while True:
+async def deliver_webhook(ctx: WorkerContext, *, delivery: Any, body: str) -> None:
+    """The SAQ task for one webhook attempt (see ``Notifier.attempt``)."""
+    state = ctx["state"]
+    await state.notifier.attempt(state.http, msgspec.convert(delivery, Delivery), body)
+
+
+async def announce_failure(ctx: WorkerContext) -> None:
+    """After a job's last attempt failed, tell the newsroom's systems (``summary.failed``)."""
+    job = ctx.get("job")
+    if job is None or job.function != SUMMARIZE_TASK or job.status != Status.FAILED:
+        return
+    try:
+        await ctx["state"].notifier.announce(view_of(job))
+    except OSError as error:
+        log.warning("could not announce a failed job", job=job.key[:12], error=repr(error))
+
+
+def build_notifier(settings: Settings, redis: Redis) -> Notifier:
+    """The webhook notifier; endpoints configured without a secret stop the worker at start."""
+    signer = (
+        WebhookSigner.from_setting(settings.webhook_secret) if settings.webhook_secret else None
+    )
+    if settings.webhook_endpoints and signer is None:
+        raise ConfigError("KURZ_WEBHOOK_ENDPOINTS is set but KURZ_WEBHOOK_SECRET is not")
+    keys = Keys(settings.key_prefix)
+    return Notifier(
+        redis,
+        keys,
+        JobQueue(redis, keys, retries=settings.job_retries),
+        endpoints=settings.webhook_endpoints,
+        retry_schedule=settings.webhook_retry_schedule,
+        public_url=settings.public_url,
+        signer=signer,
+        timeout_s=settings.webhook_timeout_s,
+    )
+
+
+async def _touch_while_running(job: Job, progress: dict[str, Any], finished: asyncio.Event) -> None:
+    """Keep the job's heartbeat fresh and its progress visible until ``finished`` is set.
+
+    Progress is written when it changes (checked twice a second) and at least every
+    ``JOB_TOUCH_INTERVAL_S`` regardless, which is what keeps SAQ's sweep from re-queueing a
+    long summarization step.
+    """
+    written: dict[str, Any] = {}
+    last_write = 0.0
+    while not finished.is_set():
+        now = time.monotonic()
+        if progress != written or now - last_write >= JOB_TOUCH_INTERVAL_S:
+            written = dict(progress)
+            job.meta["progress"] = written
+            try:
+                await job.update(meta=job.meta)
+            except OSError as error:
+                log.warning("job heartbeat failed", error=repr(error))
+            last_write = now
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout=JOB_TOUCH_INTERVAL_S)
-        changed.clear()
-        job.meta["progress"] = dict(progress)
-        try:
-            await job.update(meta=job.meta)
-        except OSError as error:
-            log.warning("job heartbeat failed", error=repr(error))
-        await asyncio.sleep(0.25)
+            async with asyncio.timeout(0.5):
+                await finished.wait()
 
 
 async def _count(state: WorkerState, **counters: float) -> None:
@@ -204,29 +274,34 @@ async def _count(state: WorkerState, **counters: float) -> None:
         log.warning("metrics update failed", error=repr(error))
 
 
-def build_worker(settings: Settings, redis: Redis, *, worker_id: str | None = None) -> Worker:
+def build_worker(
+    settings: Settings, redis: Redis, *, worker_id: str | None = None
+) -> Worker[WorkerContext]:
     """A SAQ worker configured for ML jobs, with start-up and shutdown hooks."""
     keys = Keys(settings.key_prefix)
     queue = DrainingQueue(redis, name=keys.queue_name)
-    state = WorkerState(settings, redis, worker_id or f"{socket.gethostname()}-{os.getpid()}-"
-                        f"{uuid.uuid4().hex[:6]}")
+    state = WorkerState(
+        settings, redis, worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    )
 
-    async def startup(ctx: dict[str, Any]) -> None:
+    async def startup(ctx: WorkerContext) -> None:
         ctx["state"] = state
         await state.load()
         log.info("worker ready", worker=state.worker_id, concurrency=settings.worker_concurrency)
 
-    async def shutdown(ctx: dict[str, Any]) -> None:
+    async def shutdown(ctx: WorkerContext) -> None:
         await state.close()
         log.info("worker stopped", worker=state.worker_id)
 
     worker = Worker(
         queue,
-        functions=[(SUMMARIZE_TASK, summarize_article)],
+        functions=[(SUMMARIZE_TASK, summarize_article), (DELIVER_TASK, deliver_webhook)],
         concurrency=settings.worker_concurrency,
         startup=startup,
         shutdown=shutdown,
-        timers={"sweep": SWEEP_INTERVAL_S},
+        after_process=announce_failure,
+        # SAQ's defaults but for the sweep, which must notice dead workers quickly.
+        timers=PartialTimersDict(schedule=1, worker_info=10, sweep=SWEEP_INTERVAL_S, abort=1),
         dequeue_timeout=1.0,
         shutdown_grace_period_s=settings.shutdown_grace_s,
         cancellation_hard_deadline_s=5.0,
@@ -242,14 +317,14 @@ def build_worker(settings: Settings, redis: Redis, *, worker_id: str | None = No
     return worker
 
 
-def _drain_on_signal(worker: Worker, queue: DrainingQueue) -> None:
+def _drain_on_signal(worker: Worker[WorkerContext], queue: DrainingQueue) -> None:
     """Flip the queue to draining the moment SAQ's stop event is set by SIGTERM or SIGINT."""
     original_start = worker.start
 
     async def start() -> None:
         async def watch() -> None:
             # SAQ replaces ``worker.event`` inside ``start``: re-read it on every check.
-            while not worker.event.is_set():
+            while not worker.event.is_set():  # noqa: ASYNC110 - the event object is replaced
                 await asyncio.sleep(0.05)
             queue.draining = True
 
@@ -266,7 +341,9 @@ def run_worker(settings: Settings) -> None:
     """``python -m service worker``: run until SIGTERM or SIGINT."""
 
     async def main() -> None:
-        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5, health_check_interval=30)
+        redis = Redis.from_url(
+            settings.redis_url, socket_connect_timeout=5, health_check_interval=30
+        )
         try:
             await build_worker(settings, redis).start()
         finally:

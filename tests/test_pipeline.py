@@ -42,9 +42,6 @@ def pipeline(tiny_settings: Settings) -> Iterator[Pipeline]:
     built.close()
 
 
-
-
-
 @pytest.mark.parametrize(
     "seed", sorted(p.name for p in (Path(__file__).parent.parent / "seeds").glob("*.txt"))
 )

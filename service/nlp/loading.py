@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +93,7 @@ def _hub_snapshot(repo_id: str, *, allow_download: bool) -> tuple[Path, str]:
         snapshot = snapshot_download(
             repo_id, local_files_only=True, allow_patterns=MODEL_FILE_PATTERNS
         )
-    except Exception as cached_error:  # noqa: BLE001 - any miss falls through to one message
+    except Exception as cached_error:
         offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
         if not allow_download or offline:
             raise ModelUnavailableError(repo_id, "it is not in the Hugging Face cache") from (
@@ -109,7 +110,7 @@ def download_model(repo_id: str) -> str:
 
     try:
         return str(snapshot_download(repo_id, allow_patterns=MODEL_FILE_PATTERNS))
-    except Exception as error:  # noqa: BLE001 - network, auth and 404 all mean "not available"
+    except Exception as error:
         raise ModelUnavailableError(
             repo_id, f"downloading it failed ({type(error).__name__}: {error})"
         ) from error
@@ -155,11 +156,24 @@ def load_seq2seq(
         raise ModelUnavailableError(source, f"loading failed ({error})") from error
     model.to(device)
     model.eval()
+    # Every generate call passes max_new_tokens/min_new_tokens bounded by its input; a length the
+    # checkpoint carries (max_length 512, min_length 56, ...) would only clash with them.
+    model.generation_config.max_length = None
+    model.generation_config.min_length = None
     applied = "float16" if dtype == torch.float16 else "float32"
     if compute_type == "int8":
         if device.type != "cpu":
             raise ModelUnavailableError(source, "int8 under transformers is CPU-only")
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        with warnings.catch_warnings():
+            # Deprecated in favour of torchao, which is not a dependency; still the
+            # documented way to get int8 Linear layers from plain torch.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings(
+                "ignore", message=".*quantize.*deprecated", category=UserWarning
+            )
+            model = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
+                model, {torch.nn.Linear}, dtype=torch.qint8
+            )
         applied = "int8"
     ref = ModelRef(id=source, revision=revision, backend="transformers", compute_type=applied)
     return LoadedModel(

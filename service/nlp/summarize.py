@@ -58,9 +58,7 @@ class SummaryOutcome:
 class TransformersSummarizer:
     """A seq2seq summarizer under transformers with bounded generation."""
 
-    def __init__(
-        self, loaded: LoadedModel, *, fixed_summary_tokens: int | None = None
-    ) -> None:
+    def __init__(self, loaded: LoadedModel, *, fixed_summary_tokens: int | None = None) -> None:
         self.loaded = loaded
         self.ref = loaded.ref
         self.fixed_summary_tokens = fixed_summary_tokens
@@ -105,9 +103,7 @@ class TransformersSummarizer:
         return [text.strip() for text in decoded]
 
 
-def pack_chunks(
-    sentences: Sequence[str], engine: SummaryEngine, content_limit: int
-) -> list[str]:
+def pack_chunks(sentences: Sequence[str], engine: SummaryEngine, content_limit: int) -> list[str]:
     """Pack sentences, in order, into as few chunks of at most ``content_limit`` tokens."""
 
     def count(text: str) -> int:
@@ -116,9 +112,9 @@ def pack_chunks(
     pieces: list[str] = []
     counts = engine.count_tokens(list(sentences)) if sentences else []
     for sentence, tokens in zip(sentences, counts, strict=True):
-        pieces.extend([sentence] if tokens <= content_limit else split_long(
-            sentence, count, content_limit
-        ))
+        pieces.extend(
+            [sentence] if tokens <= content_limit else split_long(sentence, count, content_limit)
+        )
     chunks: list[str] = []
     current: list[str] = []
     current_tokens = 0

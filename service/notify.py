@@ -1,0 +1,176 @@
+"""From finished jobs to webhook deliveries, each delivery attempt a queued job of its own.
+
+``Notifier.announce`` runs when a job ends (in the worker) or when a cached result answers a
+request with a ``callback_url`` (in the API).  It builds the event body once and schedules one
+delivery per endpoint: the request's callback URLs (everyone who asked for this shared job)
+plus the globally configured ones.  The ``webhook-id`` of a delivery is derived from the job,
+the event and the endpoint, so when a crash makes a job run twice, the second announcement
+reuses the first one's queue key and id: receivers see at most a repeat, never a new event.
+
+``Notifier.attempt`` is the body of the delivery task: one signed POST, logged, then either
+done or re-scheduled per ``KURZ_WEBHOOK_RETRY_SCHEDULE``.  A worker killed mid-attempt leaves a
+queue job that SAQ re-runs, with the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import httpx
+import msgspec
+import structlog
+from redis.asyncio import Redis
+
+from service.constants import JOB_RECORD_TTL_S, Keys
+from service.queue import JobQueue
+from service.schemas import JobStatus, JobView
+from service.webhooks import (
+    Delivery,
+    DeliveryLog,
+    DeliveryStatus,
+    EventType,
+    WebhookSigner,
+    attempt_delivery,
+    build_event,
+    next_delay,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class StoredDelivery(msgspec.Struct):
+    """What a redelivery needs: the delivery's identity and the exact body that was sent."""
+
+    delivery: Delivery
+    body: str
+
+
+def message_id(job_key: str, event_type: str, url: str) -> str:
+    """A stable ``webhook-id`` for one event of one job to one endpoint."""
+    digest = hashlib.sha256(f"{job_key}\0{event_type}\0{url}".encode()).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+def event_type_of(view: JobView) -> EventType | None:
+    """The event a job's final state announces (None while it is still going)."""
+    if view.status == JobStatus.SUCCEEDED:
+        return "summary.succeeded"
+    if view.status == JobStatus.FAILED:
+        return "summary.failed"
+    return None
+
+
+class Notifier:
+    """Schedules and performs webhook deliveries for one deployment."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        queue: JobQueue,
+        *,
+        endpoints: Sequence[str],
+        retry_schedule: Sequence[float],
+        public_url: str,
+        signer: WebhookSigner | None,
+        timeout_s: float,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.queue = queue
+        self.endpoints = list(endpoints)
+        self.retry_schedule = list(retry_schedule)
+        self.public_url = public_url.rstrip("/")
+        self.signer = signer
+        self.timeout_s = timeout_s
+        self.log = DeliveryLog(redis, keys.prefix)
+
+    async def add_callback(self, job_key: str, url: str) -> None:
+        """Remember a request's callback URL for the (possibly shared) job it waits on."""
+        key = self.keys.callbacks(job_key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(key, url)
+            pipe.expire(key, JOB_RECORD_TTL_S)
+            await pipe.execute()
+
+    async def announce(self, view: JobView, *, extra_urls: Sequence[str] = ()) -> int:
+        """Schedule the job's final event to every endpoint; returns how many were scheduled."""
+        event_type = event_type_of(view)
+        if event_type is None:
+            return 0
+        stored: set[bytes] = await self.redis.smembers(  # type: ignore[misc]
+            self.keys.callbacks(view.id)
+        )
+        urls = sorted({*(bytes(u).decode() for u in stored), *self.endpoints, *extra_urls})
+        if not urls:
+            return 0
+        body = build_event(event_type, view, link=f"{self.public_url}/jobs/{view.id}")
+        scheduled = 0
+        for url in urls:
+            if await self.log.is_gone(url):
+                log.info("webhook endpoint gone, skipped", job=view.id[:12])
+                continue
+            delivery = Delivery(
+                job_id=view.id,
+                url=url,
+                event_type=event_type,
+                msg_id=message_id(view.id, event_type, url),
+            )
+            await self._remember(delivery, body)
+            first = next_delay(self.retry_schedule, 1) or 0.0
+            await self.queue.schedule_delivery(delivery, body.decode(), first)
+            scheduled += 1
+        return scheduled
+
+    async def redeliver(self, job_key: str) -> int:
+        """Send every delivery of a job again, with its original ``webhook-id`` and body."""
+        raw: dict[bytes, bytes] = await self.redis.hgetall(  # type: ignore[misc]
+            self.keys.deliveries_state(job_key)
+        )
+        count = 0
+        for value in raw.values():
+            stored = msgspec.json.decode(value, type=StoredDelivery)
+            fresh = msgspec.structs.replace(
+                stored.delivery, attempts=0, status=DeliveryStatus.PENDING
+            )
+            await self.log.clear_gone(fresh.url)
+            await self.queue.schedule_delivery(fresh, stored.body, 0.0, redelivery=True)
+            count += 1
+        return count
+
+    async def _remember(self, delivery: Delivery, body: bytes) -> None:
+        key = self.keys.deliveries_state(delivery.job_id)
+        record = msgspec.json.encode(StoredDelivery(delivery=delivery, body=body.decode()))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, delivery.msg_id, record.decode())
+            pipe.expire(key, JOB_RECORD_TTL_S)
+            await pipe.execute()
+
+    async def attempt(self, client: httpx.AsyncClient, delivery: Delivery, body: str) -> None:
+        """One attempt of one delivery, then the next attempt scheduled if the schedule allows."""
+        if self.signer is None:
+            raise RuntimeError("webhook deliveries need KURZ_WEBHOOK_SECRET")
+        outcome = await attempt_delivery(
+            client,
+            delivery.url,
+            delivery.msg_id,
+            body.encode(),
+            self.signer,
+            timeout_s=self.timeout_s,
+            attempt=delivery.attempts + 1,
+        )
+        await self.log.append(delivery.job_id, outcome.record)
+        delay = delivery.advance(outcome, self.retry_schedule)
+        if delivery.status is DeliveryStatus.GONE:
+            await self.log.mark_gone(delivery.url)
+        if delay is not None:
+            await self.queue.schedule_delivery(delivery, body, delay)
+        log.info(
+            "webhook attempt",
+            job=delivery.job_id[:12],
+            attempt=delivery.attempts,
+            outcome=str(outcome.outcome),
+            status=delivery.status.value,
+            next_in_s=None if delay is None else round(delay, 1),
+        )

@@ -1,0 +1,157 @@
+"""Real processes for end-to-end tests: a private Redis, API servers and workers.
+
+Each test stack gets its own ``redis-server`` on a free port (so a test may kill or restart it
+without touching anyone's data) and its own key prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from service.settings import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A throwaway redis-server on a loopback port, optionally with AOF persistence."""
+
+    def __init__(self, directory: Path, port: int | None = None, *, aof: bool = False) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.aof = aof
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        command = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes" if self.aof else "no",
+            "--appendfsync",
+            "everysec",
+        ]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=15)
+        self.process = None
+
+
+def service_env(redis_url: str, tiny_models_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for a service process: tiny models, the test Redis, nothing from the shell."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KURZ_")}
+    env.update(
+        KURZ_REDIS_URL=redis_url,
+        KURZ_MODELS="tiny",
+        KURZ_TINY_MODELS_DIR=str(tiny_models_dir),
+        KURZ_DEVICE="cpu",
+        KURZ_INFERENCE_THREADS="2",
+        KURZ_LOG_LEVEL="warning",
+        HF_HUB_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+class ServiceProcess:
+    """``python -m service <command>`` in its own process group, output kept in a file."""
+
+    def __init__(self, command: str, env: dict[str, str], log_path: Path) -> None:
+        self.command = command
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service", command],
+            env=env,
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def signal(self, sig: int) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def running(*processes: ServiceProcess) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
+    """Poll /health/ready until the API says a worker with models is there."""
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{base_url}/health/ready", timeout=2)
+            if response.status_code == 200:
+                return
+            last = response.text
+        except httpx.HTTPError as error:
+            last = repr(error)
+        time.sleep(0.25)
+    raise TimeoutError(f"{base_url} not ready after {timeout_s} s: {last}")
