@@ -6,6 +6,9 @@ deployments or test runs can share one Redis without touching each other's data.
 
 from __future__ import annotations
 
+#: Below this share of German sentences an article is refused (unless the caller allows it).
+MIN_GERMAN_SHARE = 0.5
+
 #: Name of the SAQ function that processes one article.
 SUMMARIZE_TASK = "summarize_article"
 #: Name of the SAQ function that makes one webhook delivery attempt.

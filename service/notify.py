@@ -94,15 +94,22 @@ class Notifier:
             pipe.expire(key, JOB_RECORD_TTL_S)
             await pipe.execute()
 
-    async def announce(self, view: JobView, *, extra_urls: Sequence[str] = ()) -> int:
-        """Schedule the job's final event to every endpoint; returns how many were scheduled."""
+    async def announce(self, view: JobView, *, only: Sequence[str] | None = None) -> int:
+        """Schedule the job's final event; returns how many deliveries were scheduled.
+
+        By default the event goes to every callback URL registered for the job and to the
+        global endpoints; ``only`` names the URLs instead (a cache hit answers one request).
+        """
         event_type = event_type_of(view)
         if event_type is None:
             return 0
-        stored: set[bytes] = await self.redis.smembers(  # type: ignore[misc]
-            self.keys.callbacks(view.id)
-        )
-        urls = sorted({*(bytes(u).decode() for u in stored), *self.endpoints, *extra_urls})
+        if only is not None:
+            urls = sorted(set(only))
+        else:
+            stored: set[bytes] = await self.redis.smembers(  # type: ignore[misc]
+                self.keys.callbacks(view.id)
+            )
+            urls = sorted({*(bytes(u).decode() for u in stored), *self.endpoints})
         if not urls:
             return 0
         body = build_event(event_type, view, link=f"{self.public_url}/jobs/{view.id}")

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from service.constants import MIN_GERMAN_SHARE
 from service.errors import EmptyTextError, NotGermanError
 from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
@@ -26,9 +27,6 @@ from service.settings import Settings
 
 ProgressSink = Callable[[str, int, int], None]
 """Called with (stage, done, total) as the article advances; must not block."""
-
-#: Below this share of German sentences an article is refused (unless the caller allows it).
-MIN_GERMAN_SHARE = 0.5
 
 
 class SentenceCache(Protocol):

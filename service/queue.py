@@ -60,15 +60,22 @@ def job_links(job_id: str) -> Links:
 
 
 def status_of(job: Job) -> JobStatus:
-    """Map SAQ's statuses onto the API's: an abort is a client cancel only if a client asked."""
+    """Map SAQ's statuses onto the API's.
+
+    An abort is a cancel only if a client asked for it.  Otherwise ``aborting`` is the sweep
+    taking a dead worker's job back (it is re-queued next, or failed if out of attempts), so it
+    shows as queued; only ``aborted`` without a client's request is a failure.
+    """
     if job.status in (Status.NEW, Status.QUEUED):
         return JobStatus.QUEUED
     if job.status == Status.ACTIVE:
         return JobStatus.RUNNING
     if job.status == Status.COMPLETE:
         return JobStatus.SUCCEEDED
-    if job.status in (Status.ABORTING, Status.ABORTED) and job.error == CANCELED_BY_CLIENT:
+    if job.error == CANCELED_BY_CLIENT and job.status in (Status.ABORTING, Status.ABORTED):
         return JobStatus.CANCELED
+    if job.status == Status.ABORTING:
+        return JobStatus.QUEUED
     return JobStatus.FAILED
 
 

@@ -24,6 +24,8 @@ from typing import Any
 import msgspec
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from saq import Job, Worker
 from saq.queue.redis import RedisQueue
 from saq.types import Context, PartialTimersDict
@@ -47,6 +49,9 @@ from service.ssrf import AllowList
 from service.webhooks import Delivery, WebhookSigner, make_client
 
 log = structlog.get_logger(__name__)
+
+#: What a Redis outage raises: socket errors, and redis-py's own (not OSError subclasses).
+REDIS_DOWN = (OSError, RedisConnectionError, RedisTimeoutError)
 
 
 class DrainingQueue(RedisQueue):
@@ -123,7 +128,7 @@ class WorkerState:
             await asyncio.sleep(WORKER_HEARTBEAT_INTERVAL_S)
             try:
                 await self._beat()
-            except OSError as error:  # Redis briefly away: readiness lapses, work goes on
+            except REDIS_DOWN as error:  # Redis briefly away: readiness lapses, work goes on
                 log.warning("worker heartbeat failed", error=repr(error))
 
     async def close(self) -> None:
@@ -131,7 +136,7 @@ class WorkerState:
             self.heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.heartbeat_task
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             await self.redis.delete(self.keys.worker(self.worker_id))
         await self.http.aclose()
         if self.pipeline is not None:
@@ -212,7 +217,7 @@ async def announce_failure(ctx: WorkerContext) -> None:
         return
     try:
         await ctx["state"].notifier.announce(view_of(job))
-    except OSError as error:
+    except REDIS_DOWN as error:
         log.warning("could not announce a failed job", job=job.key[:12], error=repr(error))
 
 
@@ -252,7 +257,7 @@ async def _touch_while_running(job: Job, progress: dict[str, Any], finished: asy
             job.meta["progress"] = written
             try:
                 await job.update(meta=job.meta)
-            except OSError as error:
+            except REDIS_DOWN as error:
                 log.warning("job heartbeat failed", error=repr(error))
             last_write = now
         with contextlib.suppress(TimeoutError):
@@ -270,7 +275,7 @@ async def _count(state: WorkerState, **counters: float) -> None:
                 else:
                     pipe.hincrbyfloat(state.keys.stats(), name, value)
             await pipe.execute()
-    except OSError as error:
+    except REDIS_DOWN as error:
         log.warning("metrics update failed", error=repr(error))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -11,9 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+import redis as redis_lib
+from standardwebhooks.webhooks import Webhook
 
 from service.nlp.segment import split_sentences
+from service.webhooks import generate_secret
 from tests.processes import (
+    Receiver,
     RedisServer,
     ServiceProcess,
     free_port,
@@ -24,9 +29,13 @@ from tests.processes import (
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 
+WEBHOOK_SECRET = generate_secret()
+
+
 @dataclass
 class Stack:
     redis: RedisServer
+    receiver: Receiver
     env: dict[str, str]
     base_url: str
     logs: Path
@@ -51,9 +60,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> It
         KURZ_PORT=str(port),
         KURZ_WORKER_CONCURRENCY="4",
         KURZ_SHUTDOWN_GRACE_S="60",
+        KURZ_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        KURZ_WEBHOOK_ALLOW_HOSTS="127.0.0.1",
+        KURZ_WEBHOOK_RETRY_SCHEDULE="0,1,1",
     )
+    receiver = Receiver()
     api = ServiceProcess("api", env, logs / "api.log")
-    stack = Stack(redis=redis, env=env, base_url=f"http://127.0.0.1:{port}", logs=logs, workers=[])
+    stack = Stack(
+        redis=redis,
+        receiver=receiver,
+        env=env,
+        base_url=f"http://127.0.0.1:{port}",
+        logs=logs,
+        workers=[],
+    )
     stack.add_worker("worker-1")
     try:
         wait_until_ready(stack.base_url)
@@ -62,6 +82,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> It
         for process in [api, *stack.workers]:
             process.stop()
         redis.stop()
+        receiver.close()
 
 
 def follow(base_url: str, job_id: str, timeout_s: float = 600) -> tuple[dict[str, Any], list[str]]:
@@ -84,8 +105,12 @@ def test_every_seed_end_to_end_then_from_the_cache(
 ) -> None:
     """Each seed is accepted, progresses, succeeds with full coverage; the repeat is a cache hit."""
     ids = {}
+    first = next(iter(seed_texts))
     for name, text in seed_texts.items():
-        response = httpx.post(f"{stack.base_url}/summarize", json={"text": text}, timeout=10)
+        body: dict[str, Any] = {"text": text}
+        if name == first:
+            body.update(callback_url=stack.receiver.url, external_id="seed-0")
+        response = httpx.post(f"{stack.base_url}/summarize", json=body, timeout=10)
         assert response.status_code == 202, response.text
         assert response.headers["location"] == f"/jobs/{response.json()['id']}"
         assert "retry-after" in response.headers
@@ -102,6 +127,16 @@ def test_every_seed_end_to_end_then_from_the_cache(
         assert view["progress"]["stage"] == "done"
     # The later jobs were watched while they ran: their progress went through the stages.
     assert seen & {"translate", "summarize"}
+    deadline = time.monotonic() + 60
+    while not stack.receiver.requests and time.monotonic() < deadline:
+        time.sleep(0.2)
+    [(headers, raw)] = stack.receiver.requests
+    event = Webhook(WEBHOOK_SECRET).verify(raw, headers)
+    assert event["type"] == "summary.succeeded"
+    assert event["data"]["id"] == ids[first]
+    assert event["data"]["external_id"] == "seed-0"
+    assert event["data"]["result"]["summary"]
+    stack.receiver.requests.clear()
     for name, job_id in ids.items():
         again = httpx.post(
             f"{stack.base_url}/summarize", json={"text": seed_texts[name]}, timeout=10
@@ -132,10 +167,19 @@ def test_edited_article_reuses_the_sentence_cache(stack: Stack, seed_texts: dict
 
 
 def test_killed_worker_job_is_finished_by_another_worker(stack: Stack, long_article: str) -> None:
-    """SIGKILL of the worker running a job: a second worker picks it up and it succeeds."""
+    """SIGKILL of the worker running a job: a second worker finishes it, and the newsroom's
+    callback gets a signed summary.succeeded: delivered, maybe repeated, always with one id."""
     doomed = stack.workers[0]
+    # The earlier tests translated these sentences; forget them so the job has real work to do.
+    with redis_lib.Redis.from_url(stack.redis.url) as client:
+        for key in client.scan_iter("kurz:sentence:*", count=1000):
+            client.delete(key)
     text = long_article + "\n\nEin Zusatz, damit dieser Auftrag neu ist."
-    job_id = httpx.post(f"{stack.base_url}/summarize", json={"text": text}, timeout=10).json()["id"]
+    job_id = httpx.post(
+        f"{stack.base_url}/summarize",
+        json={"text": text, "callback_url": stack.receiver.url, "external_id": "kill-test"},
+        timeout=10,
+    ).json()["id"]
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         view = httpx.get(f"{stack.base_url}/jobs/{job_id}", timeout=5).json()
@@ -149,9 +193,36 @@ def test_killed_worker_job_is_finished_by_another_worker(stack: Stack, long_arti
     killed_at = time.monotonic()
     rescuer = stack.add_worker("worker-2")
     final, _ = follow(stack.base_url, job_id, timeout_s=600)
-    assert final["status"] == "succeeded", final
+    with redis_lib.Redis.from_url(stack.redis.url) as client:
+        raw = client.get(f"saq:job:kurz:{job_id}")
+    record = json.loads(raw or b"{}")
+    assert final["status"] == "succeeded", json.dumps(
+        {k: v for k, v in record.items() if k != "kwargs"}
+    )
     assert final["attempts"] >= 2
     assert final["result"]["sentences_translated"] == final["result"]["sentences_in"]
     assert "Traceback" not in rescuer.output()
     # Re-queued by the sweep within the heartbeat window, not after the job timeout.
     assert time.monotonic() - killed_at < 600
+    deadline = time.monotonic() + 60
+    while not stack.receiver.requests and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stack.receiver.requests, "no webhook arrived"
+    verifier = Webhook(WEBHOOK_SECRET)
+    ids = set()
+    for headers, body in stack.receiver.requests:
+        event = verifier.verify(body, headers)
+        assert event["type"] == "summary.succeeded"
+        data = event["data"]
+        assert data["id"] == job_id
+        assert data["status"] == "succeeded"
+        if data.get("truncated"):  # over 256 KiB: the event links to the job instead
+            assert data["link"].endswith(f"/jobs/{job_id}")
+        else:
+            assert data["external_id"] == "kill-test"
+            assert data["result"]["sentences_translated"] == final["result"]["sentences_in"]
+        ids.add(headers["webhook-id"])
+    assert len(ids) == 1
+    deliveries = httpx.get(f"{stack.base_url}/jobs/{job_id}/deliveries", timeout=5).json()
+    assert [d["outcome"] for d in deliveries][-1] == "delivered"
+    assert {d["msg_id"] for d in deliveries} == ids
