@@ -21,6 +21,12 @@ install: $(STAMP) ## make .venv and install the package with its dev extras (CPU
 test: $(STAMP) ## run the whole test suite (installs first if needed)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+test-reliability: $(STAMP) ## the fault, overload and hostile-input suite (CI sizes)
+	$(PY) -m pytest tests/reliability $(PYTEST_ARGS)
+
+soak: $(STAMP) ## the reliability suite at full size (200 jobs, 20 kills, 1,000 cases ...)
+	KURZ_SOAK=1 $(PY) -m pytest tests/reliability -p no:timeout $(PYTEST_ARGS)
+
 lint: $(STAMP) ## ruff, mypy and hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -34,10 +40,13 @@ format: $(STAMP) ## apply ruff's fixes and formatting
 tiny-models: $(STAMP) ## build the tiny offline models into var/tiny-models
 	$(PY) -m service make-tiny-models var/tiny-models
 
+run: $(STAMP) ## start Redis, the API and one worker here (KURZ_MODELS=tiny: offline models)
+	$(PY) -m service.devstack
+
 bench: $(STAMP) ## run the benchmarks; figures go to benchmarks/last-run.json
 	$(PY) -m benchmarks
 
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install test lint format tiny-models bench clean
+.PHONY: help install test test-reliability soak lint format tiny-models run bench clean

@@ -7,6 +7,9 @@
 # VENV_DIR is created if missing. EXTRAS is a pip extras list such as "dev" (default: none).
 # TORCH_SPEC overrides the torch requirement (the image's CUDA variant passes its own); the
 # default pins the CPU build, so a fresh machine does not pull gigabytes of CUDA packages.
+# DEPS_ONLY=1 installs torch and the dependencies pyproject.toml lists (with EXTRAS) but not the
+# package itself, so it needs only pyproject.toml and this script: the Dockerfile runs it before
+# copying the source, so that the dependency layer stays cached while the code changes.
 set -euo pipefail
 venv=${1:?usage: scripts/install.sh VENV_DIR [EXTRAS]}
 extras=${2:-}
@@ -24,6 +27,20 @@ if [ -n "$torch_index" ]; then
   "${pip[@]}" install --quiet "$torch_spec" --index-url "$torch_index"
 else
   "${pip[@]}" install --quiet "$torch_spec"
+fi
+if [ -n "${DEPS_ONLY:-}" ]; then
+  requirements=$(mktemp)
+  trap 'rm -f "$requirements"' EXIT
+  "$venv/bin/python" - "$here/pyproject.toml" "$extras" >"$requirements" <<'PY'
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+wanted = list(project["dependencies"])
+for extra in filter(None, sys.argv[2].split(",")):
+    wanted += project["optional-dependencies"][extra.strip()]
+print("\n".join(wanted))
+PY
+  "${pip[@]}" install --quiet -r "$requirements"
+  exit 0
 fi
 target="$here"
 [ -n "$extras" ] && target="$here[$extras]"

@@ -1,0 +1,91 @@
+# syntax=docker/dockerfile:1
+# Kurzgefasst: one image for both processes of the service.
+#
+#   docker build -t kurzgefasst:local .                     CPU torch, models baked in
+#   docker run -p 8000:8000 kurzgefasst:local               the API (needs KURZ_REDIS_URL)
+#   docker run kurzgefasst:local worker                     a worker (same image, other command)
+#
+# Build arguments:
+#   BAKE_MODELS=1        run `python -m service download-models` at build time, so that a
+#                        container starts without internet (0: fetched on the worker's first start)
+#   KURZ_BACKEND         `ctranslate2` also converts the baked models at build time
+#   BASE_IMAGE           a CUDA base for GPU workers (see compose.gpu.yml); needs Python 3.11,
+#                        or an Ubuntu whose apt has python3.11 (it is installed then)
+#   TORCH_SPEC, TORCH_INDEX_URL
+#                        passed to scripts/install.sh; the default index is PyTorch's CPU build
+#
+# Dependencies are installed by scripts/install.sh, the script `make install` and CI run, in a
+# layer of their own (DEPS_ONLY=1, from pyproject.toml alone) before the source is copied, so
+# that changing the code does not reinstall torch.
+
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+# --- base: Python 3.11, tini and the unprivileged user -----------------------------------------
+FROM ${BASE_IMAGE} AS base
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV DEBIAN_FRONTEND=noninteractive \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1
+# Unpinned: the versions come with the base image's release, and differ between the CPU and
+# the CUDA base.  python3.11 is installed only where the base lacks it (CUDA images on Ubuntu).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates tini \
+    && if ! command -v python3.11 >/dev/null; then \
+         apt-get install -y --no-install-recommends python3.11 python3.11-venv; \
+       fi \
+    && rm -rf /var/lib/apt/lists/*
+RUN groupadd --gid 10001 kurz \
+    && useradd --create-home --uid 10001 --gid 10001 --shell /usr/sbin/nologin kurz \
+    && mkdir -p /app/var /home/kurz/.cache/huggingface \
+    && chown -R kurz:kurz /app/var /home/kurz/.cache
+WORKDIR /app
+
+# --- build: the virtual environment, dependencies first ----------------------------------------
+FROM base AS build
+ARG TORCH_SPEC=torch==2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+COPY pyproject.toml ./
+COPY scripts/ scripts/
+RUN DEPS_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv
+COPY . .
+RUN PYTHON=python3.11 scripts/install.sh .venv \
+    && .venv/bin/python -m compileall -q service
+
+# --- models: the Hugging Face cache (and converted models) to bake in --------------------------
+FROM build AS models
+ARG BAKE_MODELS=1
+ARG KURZ_BACKEND=transformers
+# The downloads go through a BuildKit cache, so a rebuild after a code change copies them from
+# there instead of fetching a gigabyte again.
+RUN --mount=type=cache,target=/cache/huggingface,id=kurzgefasst-hf \
+    mkdir -p /models/huggingface /app/var/ct2 \
+    && if [ "$BAKE_MODELS" = "1" ]; then \
+         HF_HOME=/cache/huggingface .venv/bin/python -m service download-models \
+         && cp -a /cache/huggingface/. /models/huggingface/ \
+         && if [ "$KURZ_BACKEND" = "ctranslate2" ]; then \
+              HF_HOME=/models/huggingface HF_HUB_OFFLINE=1 KURZ_DEVICE=cpu .venv/bin/python -c \
+                'from service.pipeline import build_pipeline; from service.settings import Settings; build_pipeline(Settings()).close()'; \
+            fi; \
+       fi
+
+# --- runtime ------------------------------------------------------------------------------------
+FROM base AS runtime
+ARG KURZ_BACKEND=transformers
+ENV PATH=/app/.venv/bin:$PATH \
+    HF_HOME=/home/kurz/.cache/huggingface \
+    KURZ_HOST=0.0.0.0 \
+    KURZ_PORT=8000 \
+    KURZ_BACKEND=${KURZ_BACKEND}
+COPY --from=build /app /app
+COPY --from=models --chown=10001:10001 /models/huggingface /home/kurz/.cache/huggingface
+COPY --from=models --chown=10001:10001 /app/var /app/var
+USER 10001:10001
+EXPOSE 8000
+STOPSIGNAL SIGTERM
+# Ready means Redis answers and at least one worker is alive: what a load balancer should ask.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["/app/.venv/bin/python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health/ready', timeout=4)"]
+ENTRYPOINT ["/usr/bin/tini", "--", "/app/.venv/bin/python", "-m", "service"]
+CMD ["api"]

