@@ -77,3 +77,25 @@ def test_cli_reports_a_missing_model_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert "kurzgefasst-tests/not-a-real-model" in done.stderr
     assert "download-models" in done.stderr
+
+
+def test_download_models_offline_fails_in_one_line(tmp_path: Path) -> None:
+    """download-models without a reachable hub exits 2 naming the model, not a traceback."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+        "KURZ_TRANSLATION_MODEL": "kurzgefasst-tests/not-a-real-model",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "service", "download-models"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "kurzgefasst-tests/not-a-real-model" in done.stderr
