@@ -8,7 +8,8 @@
 # Build arguments:
 #   BAKE_MODELS=1        run `python -m service download-models` at build time, so that a
 #                        container starts without internet (0: fetched on the worker's first start)
-#   KURZ_BACKEND         `ctranslate2` also converts the baked models at build time
+#   KURZ_BACKEND         `ctranslate2` (the default) also converts the baked models at build
+#                        time; `transformers` skips that
 #   BASE_IMAGE           a CUDA base for GPU workers (see compose.gpu.yml); needs Python 3.11,
 #                        or an Ubuntu whose apt has python3.11 (it is installed then)
 #   TORCH_SPEC, TORCH_INDEX_URL
@@ -56,7 +57,7 @@ RUN PYTHON=python3.11 scripts/install.sh .venv \
 # --- models: the Hugging Face cache (and converted models) to bake in --------------------------
 FROM build AS models
 ARG BAKE_MODELS=1
-ARG KURZ_BACKEND=transformers
+ARG KURZ_BACKEND=ctranslate2
 # The downloads go through a BuildKit cache, so a rebuild after a code change copies them from
 # there instead of fetching a gigabyte again.
 RUN --mount=type=cache,target=/cache/huggingface,id=kurzgefasst-hf \
@@ -72,7 +73,7 @@ RUN --mount=type=cache,target=/cache/huggingface,id=kurzgefasst-hf \
 
 # --- runtime ------------------------------------------------------------------------------------
 FROM base AS runtime
-ARG KURZ_BACKEND=transformers
+ARG KURZ_BACKEND=ctranslate2
 ENV PATH=/app/.venv/bin:$PATH \
     HF_HOME=/home/kurz/.cache/huggingface \
     KURZ_HOST=0.0.0.0 \

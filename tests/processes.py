@@ -81,6 +81,7 @@ def service_env(redis_url: str, tiny_models_dir: Path, **extra: str) -> dict[str
         KURZ_REDIS_URL=redis_url,
         KURZ_MODELS="tiny",
         KURZ_TINY_MODELS_DIR=str(tiny_models_dir),
+        KURZ_CONVERTED_MODELS_DIR=str(tiny_models_dir / "converted"),
         KURZ_DEVICE="cpu",
         KURZ_INFERENCE_THREADS="2",
         KURZ_LOG_LEVEL="warning",

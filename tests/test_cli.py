@@ -22,6 +22,7 @@ def cli(
     env.update(
         KURZ_MODELS="tiny",
         KURZ_TINY_MODELS_DIR=str(tiny_models_dir),
+        KURZ_CONVERTED_MODELS_DIR=str(tiny_models_dir / "converted"),
         KURZ_DEVICE="cpu",
         HF_HUB_OFFLINE="1",
     )

@@ -99,3 +99,22 @@ def test_download_models_offline_fails_in_one_line(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "kurzgefasst-tests/not-a-real-model" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("max 100000", None), ("200000 100000", 2), ("50000 100000", 1), (None, None)],
+)
+def test_thread_count_respects_a_container_cpu_quota(
+    tmp_path: Path, cpu_max: str | None, expected: int | None
+) -> None:
+    """A worker limited to N CPUs by its container sizes its threads for N, not the host."""
+    import os
+
+    from service.nlp.backends import usable_cores
+
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max + "\n")
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores(path) == (min(expected, affinity) if expected else affinity)

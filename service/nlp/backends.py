@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 import torch
@@ -24,12 +25,28 @@ class Engines:
     summarization: SummaryEngine
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (respects CPU affinity and container limits)."""
+#: cgroup v2's CPU bandwidth limit of this process's container: "<quota> <period>" or "max ...".
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """Cores this process may use: its CPU affinity, capped by a container's CPU quota.
+
+    ``docker compose`` workers limited with ``cpus: 2`` see every core of the host in their
+    affinity mask; only the cgroup quota says they get two.  Sizing thread pools from the quota
+    keeps several workers on one machine from oversubscribing it.
+    """
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, int(int(quota) / int(period))))
 
 
 def configure_threads(settings: Settings) -> int:
