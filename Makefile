@@ -25,7 +25,7 @@ test-reliability: $(STAMP) ## the fault, overload and hostile-input suite (CI si
 	$(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 soak: $(STAMP) ## the reliability suite at full size (200 jobs, 20 kills, 1,000 cases ...)
-	KURZ_SOAK=1 $(PY) -m pytest tests/reliability -p no:timeout $(PYTEST_ARGS)
+	KURZ_SOAK=1 $(PY) -m pytest tests/reliability --timeout=0 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff, mypy and hadolint
 	$(VENV)/bin/ruff check .

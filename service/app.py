@@ -11,7 +11,8 @@ recovers by itself when it is back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import dataclasses
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -221,6 +222,7 @@ def _document(schema: OpenAPI, example: dict[str, Any] | None) -> None:
     The batch body is typed loosely (each article is validated on its own), so its items are
     pointed at the ``SummarizeRequest`` schema here.
     """
+    _overlapping_unions_as_any_of(schema)
     paths = schema.paths or {}
     single = paths["/summarize"].post
     batch = paths["/summarize/batch"].post
@@ -249,6 +251,33 @@ def _document(schema: OpenAPI, example: dict[str, Any] | None) -> None:
         batch_media.examples = {
             "seed": Example(summary="Two articles", value={"articles": [example, example]})
         }
+
+
+def _overlapping_unions_as_any_of(node: Any, seen: set[int] | None = None) -> None:
+    """Turn each ``oneOf`` with both an integer and a number branch into ``anyOf``.
+
+    Litestar writes every union as ``oneOf``, but ``int | float`` (metadata values) overlaps: 2
+    is an integer and a number, matches two branches and so fails ``oneOf``.  ``anyOf`` (at least
+    one branch) is what the Python type means.
+    """
+    seen = set() if seen is None else seen
+    if id(node) in seen or isinstance(node, str | bytes | int | float | bool | None):
+        return
+    seen.add(id(node))
+    if isinstance(node, Schema) and node.one_of:
+        types = {branch.type for branch in node.one_of if isinstance(branch, Schema)}
+        if OpenAPIType.INTEGER in types and OpenAPIType.NUMBER in types:
+            node.any_of, node.one_of = node.one_of, None
+    if isinstance(node, dict):
+        children: Iterable[Any] = node.values()
+    elif isinstance(node, list | tuple):
+        children = node
+    elif dataclasses.is_dataclass(node):
+        children = (getattr(node, item.name) for item in dataclasses.fields(node))
+    else:
+        return
+    for child in children:
+        _overlapping_unions_as_any_of(child, seen)
 
 
 def _json_body(body: Any) -> OpenAPIMediaType | None:

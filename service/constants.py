@@ -27,6 +27,12 @@ WORKER_HEARTBEAT_TTL_S = 15
 JOB_TOUCH_INTERVAL_S = 3
 JOB_HEARTBEAT_S = 15
 SWEEP_INTERVAL_S = 5
+#: How long the sweep waits for a stuck job's worker to confirm its abort before re-queueing
+#: it (SAQ's default is 5 s per job, one job after another; a live worker confirms within ~1 s).
+SWEEP_ABORT_WAIT_S = 2.0
+#: A sweep keeps its lock this long past each stuck job it takes (so no other worker's sweep
+#: takes the same jobs while it waits on them).
+SWEEP_LOCK_HOLD_S = SWEEP_INTERVAL_S + 3
 
 #: SAQ's default 10 s timeout would kill every real article.  A job may run this long plus
 #: ``JOB_TIMEOUT_PER_CHAR_S`` per character (a 100,000-character article: about 70 minutes on a

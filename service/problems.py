@@ -306,7 +306,8 @@ _STATUS_DOCS: Mapping[int, str] = {
     409: "Conflict: `idempotency_conflict`, `job_finished`, or `job_canceling` (see Retry-After)",
     413: "Body over the byte limit (`body_too_large`) or text over the character limit "
     "(`text_too_long`)",
-    415: "The body is not JSON (`unsupported_media_type`)",
+    415: "The body is not JSON (`unsupported_media_type`) or is compressed "
+    "(`unsupported_content_encoding`; send it with no Content-Encoding)",
     422: "The article cannot be processed: `empty_text`, `unknown_style` (with `known_styles`), "
     "`not_german` (with `detected_language`), `callback_url_refused`, `too_many_articles`",
     429: "`queue_full` or `rate_limited`; see Retry-After",

@@ -34,7 +34,7 @@ from service.schemas import JobError, JobStatus, JobView, Links, Progress, Resul
 if TYPE_CHECKING:
     from service.webhooks import Delivery
 
-__all__ = ["Job", "JobQueue", "Queue", "Status"]
+__all__ = ["Job", "JobQueue", "Queue", "QueueFull", "Status"]
 
 
 class JobPayload(msgspec.Struct, kw_only=True):
@@ -138,6 +138,32 @@ def _last_line(text: str | None) -> str:
     return lines[-1] if lines else "the job failed"
 
 
+class QueueFull(Exception):  # noqa: N818 - a refusal, named as the API names it
+    """``JobQueue.submit`` found ``depth`` jobs waiting already, at least its ``max_depth``."""
+
+    def __init__(self, depth: int) -> None:
+        super().__init__(f"{depth} jobs are waiting")
+        self.depth = depth
+
+
+#: SAQ's enqueue script with the room check inside it: checked first and enqueued after, every
+#: request arriving together (on any API replica) saw room and the limit was overrun.  Returns
+#: 1 (enqueued), nil (the key has an unfinished job) or -1 - depth (no room).
+_ENQUEUE_IF_ROOM = """
+if redis.call('ZSCORE', KEYS[1], KEYS[2]) or redis.call('EXISTS', KEYS[4]) == 1 then
+    return nil
+end
+local depth = redis.call('LLEN', KEYS[3])
+if depth >= tonumber(ARGV[2]) then
+    return -1 - depth
+end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[1], 0, KEYS[2])
+redis.call('RPUSH', KEYS[3], KEYS[2])
+return 1
+"""
+
+
 class JobQueue:
     """Enqueue, look up and cancel article jobs."""
 
@@ -146,9 +172,15 @@ class JobQueue:
         self.keys = keys
         self.retries = retries
         self.saq: RedisQueue = RedisQueue(redis, name=keys.queue_name)
+        self._enqueue_if_room = redis.register_script(_ENQUEUE_IF_ROOM)
 
-    async def submit(self, key: str, payload: JobPayload) -> tuple[Job, bool]:
-        """Enqueue a job under ``key``; returns the job and whether this call created it."""
+    async def submit(
+        self, key: str, payload: JobPayload, *, max_depth: int | None = None
+    ) -> tuple[Job, bool]:
+        """Enqueue a job under ``key``; returns the job and whether this call created it.
+
+        With ``max_depth``, a new job is refused (``QueueFull``) while that many jobs wait.
+        """
         options: dict[str, Any] = {
             "key": key,
             "timeout": job_timeout_s(len(payload.text)),
@@ -159,16 +191,39 @@ class JobQueue:
             "ttl": JOB_RECORD_TTL_S,
         }
         job = Job(function=SUMMARIZE_TASK, kwargs=msgspec.to_builtins(payload), **options)
-        created = await self.saq.enqueue(job)
+        created = await self._enqueue(job, max_depth)
         if created is not None:
             return created, True
         existing = await self.saq.job(key)
         if existing is None:  # finished and expired between the two calls: enqueue again
-            again = await self.saq.enqueue(
-                Job(function=SUMMARIZE_TASK, kwargs=msgspec.to_builtins(payload), **options)
+            again = await self._enqueue(
+                Job(function=SUMMARIZE_TASK, kwargs=msgspec.to_builtins(payload), **options),
+                max_depth,
             )
             return (again or job), again is not None
         return existing, False
+
+    async def _enqueue(self, job: Job, max_depth: int | None) -> Job | None:
+        """SAQ's ``enqueue``, or the same with the room check when there is a limit."""
+        if max_depth is None:
+            return await self.saq.enqueue(job)
+        job.queue = self.saq
+        job.queued = int(time.time() * 1000)
+        job.status = Status.QUEUED
+        outcome = await self._enqueue_if_room(
+            keys=[
+                self.saq.namespace("incomplete"),
+                job.id,
+                self.saq.namespace("queued"),
+                job.abort_id,
+            ],
+            args=[self.saq.serialize(job), max_depth],
+        )
+        if outcome is None:
+            return None
+        if int(outcome) < 0:
+            raise QueueFull(-1 - int(outcome))
+        return job
 
     async def schedule_delivery(
         self,

@@ -40,7 +40,16 @@ from service.nlp.language import detect_language
 from service.notify import Notifier
 from service.presets import PresetRegistry
 from service.problems import ApiProblem, problem_for, problem_responses
-from service.queue import Job, JobPayload, JobQueue, Status, job_links, status_of, view_of
+from service.queue import (
+    Job,
+    JobPayload,
+    JobQueue,
+    QueueFull,
+    Status,
+    job_links,
+    status_of,
+    view_of,
+)
 from service.ratelimit import ApiKeys, Caller, FixedWindowLimiter
 from service.schemas import TERMINAL, JobStatus, JobView, Links, ModelInfo, Progress, Result
 from service.settings import Settings
@@ -221,7 +230,25 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
 
 
 def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Refuse bodies that are not JSON (415) and empty bodies (400) before anything is read."""
+    """Refuse bodies that are not JSON (415) and empty bodies (400) before anything is read.
+
+    Compressed bodies are refused too (415 ``unsupported_content_encoding``): neither Litestar
+    nor uvicorn decodes a ``Content-Encoding``, so a gzip body would otherwise be parsed as
+    garbage, and decoding one here would let a small body inflate past the byte limit.
+    """
+    codings = [
+        coding.strip().lower()
+        for value in connection.headers.getall("content-encoding", [])
+        for coding in value.split(",")
+    ]
+    refused = [coding for coding in codings if coding not in ("", "identity")]
+    if refused:
+        raise ApiProblem(
+            415,
+            "unsupported_content_encoding",
+            f"send the body uncompressed, not as {', '.join(refused)[:100]}",
+            headers={"Accept-Encoding": "identity"},
+        )
     content_type = connection.headers.get("content-type", "")
     media_type = content_type.split(";", 1)[0].strip().lower()
     if not (media_type == "application/json" or media_type.endswith("+json")):
@@ -283,8 +310,6 @@ async def prepare(
     preset = services.presets.get(style)
     if article.callback_url is not None:
         check_callback(article.callback_url, services)
-    if not article.allow_non_german:
-        await check_german(article.text)
     key = result_key(
         text=article.text,
         title=article.title,
@@ -522,13 +547,20 @@ async def _release(services: Services, redis_key: str) -> None:
 async def submit(services: Services, prepared: Prepared) -> JobView:
     """A cached result, or the (new or shared) job for this article; 429 when the queue is full."""
     callback_url = prepared.payload.callback_url
+    payload = prepared.payload
+    # The cache first: a hit already knows its language, and judging it again costs
+    # milliseconds of CPU per request, several times the rest of a cache hit.
     result = await services.results.get(prepared.key)
     if result is not None:
+        if not payload.allow_non_german and result.german_share < MIN_GERMAN_SHARE:
+            raise NotGermanError(result.source_language, result.german_share)
         services.metrics.cache_hits.inc()
-        view = cached_view(prepared.key, result, prepared.payload)
+        view = cached_view(prepared.key, result, payload)
         if callback_url is not None:
             await services.notifier.announce(view, only=[callback_url])
         return view
+    if not payload.allow_non_german:
+        await check_german(payload.text)
     services.metrics.cache_misses.inc()
     if callback_url is not None:
         # Registered before the job is enqueued or joined, so a job finishing right after
@@ -538,7 +570,12 @@ async def submit(services: Services, prepared: Prepared) -> JobView:
     if running is not None and status_of(running) not in TERMINAL:
         return view_of(running)  # joining a job adds nothing to the queue: no depth check
     await _ensure_room(services)
-    job, created = await services.queue.submit(prepared.key, prepared.payload)
+    try:
+        job, created = await services.queue.submit(
+            prepared.key, prepared.payload, max_depth=services.settings.max_queue_depth
+        )
+    except QueueFull as full:  # filled up since the check above
+        raise _queue_full(full.depth) from None
     if not created:
         return view_of(await _stored(services, prepared.key))
     services.metrics.jobs_created.inc()
@@ -572,13 +609,17 @@ async def _stored(services: Services, key: str) -> Job:
 async def _ensure_room(services: Services) -> None:
     depth = await services.queue.depth()
     if depth >= services.settings.max_queue_depth:
-        raise ApiProblem(
-            429,
-            "queue_full",
-            f"{depth} articles are waiting; retry later",
-            headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER_S)},
-            queue_depth=depth,
-        )
+        raise _queue_full(depth)
+
+
+def _queue_full(depth: int) -> ApiProblem:
+    return ApiProblem(
+        429,
+        "queue_full",
+        f"{depth} articles are waiting; retry later",
+        headers={"Retry-After": str(QUEUE_FULL_RETRY_AFTER_S)},
+        queue_depth=depth,
+    )
 
 
 @post(
@@ -645,6 +686,7 @@ async def get_job(job_id: FromPath[str], services: ServicesDep) -> JobView:
 
 @get(
     "/jobs/{job_id:str}/events",
+    media_type="text/event-stream",
     responses=problem_responses(401, 404, 429, 503),
     summary="Server-sent events: `progress` while the job runs, then `done` with the job",
     description=(

@@ -32,10 +32,13 @@ from saq.types import Context, PartialTimersDict
 
 from service.cache import RedisSentenceCache, ResultCache
 from service.constants import (
+    CANCELED_BY_CLIENT,
     DELIVER_TASK,
     JOB_TOUCH_INTERVAL_S,
     SUMMARIZE_TASK,
+    SWEEP_ABORT_WAIT_S,
     SWEEP_INTERVAL_S,
+    SWEEP_LOCK_HOLD_S,
     WORKER_HEARTBEAT_INTERVAL_S,
     WORKER_HEARTBEAT_TTL_S,
     Keys,
@@ -55,13 +58,54 @@ REDIS_DOWN = (OSError, RedisConnectionError, RedisTimeoutError)
 
 
 class DrainingQueue(RedisQueue):
-    """A queue that hands back any job it dequeues once its worker has been told to stop.
+    """The worker's queue: hands back jobs while draining, and never undoes a client's cancel.
 
-    SAQ's idle workers sit in a blocking dequeue; without this, a job arriving during the
-    shutdown grace period would be started after SIGTERM.
+    SAQ's idle workers sit in a blocking dequeue; without the hand-back, a job arriving during
+    the shutdown grace period would be started after SIGTERM.
+
+    A client's cancel of a running job only marks it ``aborting`` (with the error "canceled by
+    client"); the worker stops it when its abort check next runs, up to a second later.  SAQ
+    writes the worker's whole in-memory copy of the job on every update, finish and retry, so
+    in that second a progress touch would erase the cancel (the API then showed the job queued,
+    then failed), and a job ending in it would turn from canceled into succeeded, failed or
+    queued again.  These writes therefore check the stored job first and leave a canceled one
+    canceled.  (The check and the write are two commands: a cancel landing between them, within
+    a millisecond, can still be overwritten.)
     """
 
     draining = False
+
+    async def _canceled_by_client(self, job: Job) -> bool:
+        stored = await self.job(job.key)
+        return (
+            stored is not None
+            and stored.status in (Status.ABORTING, Status.ABORTED)
+            and stored.error == CANCELED_BY_CLIENT
+        )
+
+    async def update(self, job: Job, **kwargs: Any) -> None:
+        if await self._canceled_by_client(job):
+            return  # the abort check stops the job; its progress no longer matters
+        await super().update(job, **kwargs)
+
+    async def finish(
+        self,
+        job: Job,
+        status: Status,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if status in (Status.COMPLETE, Status.FAILED) and await self._canceled_by_client(job):
+            status, result, error = Status.ABORTED, None, CANCELED_BY_CLIENT
+        await super().finish(job, status, result=result, error=error, **kwargs)
+
+    async def retry(self, job: Job, error: str | None) -> None:
+        if await self._canceled_by_client(job):
+            await super().finish(job, Status.ABORTED, error=CANCELED_BY_CLIENT)
+            return
+        await super().retry(job, error)
 
     async def dequeue(
         self,
@@ -73,6 +117,27 @@ class DrainingQueue(RedisQueue):
             await self.retry(job, "handed back: worker shutting down")
             return None
         return job
+
+    async def sweep(self, lock: int = 60, abort: float = 5.0) -> list[str]:
+        """SAQ's sweep, waiting ``SWEEP_ABORT_WAIT_S`` per stuck job instead of 5 s.
+
+        The sweep marks each stuck job aborting and waits for its worker to confirm before
+        re-queueing it, one job after another.  A SIGKILLed worker never confirms, so its eight
+        jobs came back 8 x 5 s = 40 s after the heartbeat ran out; a live worker confirms at its
+        next abort check, within about a second.
+        """
+        return list(await super().sweep(lock, abort=SWEEP_ABORT_WAIT_S))
+
+    async def abort(self, job: Job, error: str, ttl: float = 5) -> None:
+        """Abort a stuck job for the sweep (nothing else aborts through a worker's queue),
+        keeping the sweep's lock while the sweep still works through its jobs.
+
+        SAQ's lock lasts one sweep interval from the start of a sweep.  A sweep waiting on
+        several stuck jobs outlasted it, another worker's sweep took the same jobs too, and
+        each was re-queued twice and ran twice.
+        """
+        await self.redis.expire(self.namespace("sweep"), SWEEP_LOCK_HOLD_S)
+        await super().abort(job, error, ttl)
 
 
 class WorkerContext(Context, total=False):

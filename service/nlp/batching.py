@@ -134,7 +134,8 @@ class InferenceScheduler:
                     self._pending.clear()
                     return
                 active = [r for r in self._pending if not r.future.done()]
-                self._pending = active
+                # A copy: the failure path below removes from one list while walking the other.
+                self._pending = list(active)
             if not active:
                 continue
             try:
@@ -171,9 +172,17 @@ class InferenceScheduler:
 
     def _step(self, active: list[_Request]) -> None:
         """Run one batch chosen from the pooled pieces of every active request."""
-        for request in active:
+        for request in list(active):
             if not request.prepared:
-                self._prepare(request)
+                try:
+                    self._prepare(request)
+                except Exception as error:  # noqa: BLE001 - this request's text; fail it alone
+                    log.warning("sentences could not be tokenized", error=repr(error))
+                    with self._condition:
+                        if request in self._pending:
+                            self._pending.remove(request)
+                    active.remove(request)
+                    self._resolve(request, error=error)
         pool: list[tuple[_Request, int, int]] = []
         lengths: list[int] = []
         for request in active:

@@ -1,0 +1,265 @@
+"""Exposure: the compose Redis refuses strangers, and callbacks cannot be aimed at the inside.
+
+* Redis: ``docker-compose.yml`` publishes no Redis port and starts ``redis-server`` with
+  ``--requirepass`` from a required variable.  The password is then proved to work: a real
+  ``redis-server`` is started with the compose service's own arguments (the variable filled in,
+  plus a private loopback port and a scratch directory), and an unauthenticated ``PING`` gets
+  ``NOAUTH`` while an authenticated one gets ``PONG``.
+* SSRF: the forbidden-callback table of ``tests/test_ssrf.py`` (which proves, entry by entry, that
+  the guarded client opens no connection) is reused, not copied: every entry must also be refused
+  by the API itself with 422 ``callback_url_refused`` before a job exists.
+
+Only loopback traffic: the Redis servers listen on 127.0.0.1, the API runs in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import pytest
+import redis as redis_sync
+import yaml
+from litestar import Litestar
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from service.app import create_app
+from service.settings import ROOT, Settings
+from service.ssrf import AllowList, CallbackRefusedError, check_url
+from service.webhooks import generate_secret
+from tests.test_ssrf import FORBIDDEN
+
+COMPOSE = ROOT / "docker-compose.yml"
+TEST_REDIS_URL = "redis://127.0.0.1:6379/14"
+#: ``${NAME}``, ``${NAME:?message}``, ``${NAME?message}``, ``${NAME:-default}``, ``${NAME-dflt}``.
+_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[?-])(?P<arg>[^}]*))?\}")
+
+
+#: The ``figures`` fixture (tests/reliability/conftest.py) prints and records a test's figures.
+Figures = Callable[..., None]
+
+
+# --- the compose file -----------------------------------------------------------------------------
+
+
+def compose_services() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(document, dict)
+    services = document["services"]
+    assert isinstance(services, dict)
+    return services
+
+
+def interpolate(value: str, env: Mapping[str, str]) -> str:
+    """Fill in ``${...}`` as docker compose does; a missing required variable is an error."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, op, arg = match.group("name"), match.group("op"), match.group("arg")
+        present = name in env and (env[name] != "" or op in (None, "?", "-"))
+        if present:
+            return env[name]
+        if op in (":?", "?"):
+            raise KeyError(f"{name}: {arg}")
+        if op in (":-", "-"):
+            return arg or ""
+        return ""
+
+    return _VARIABLE.sub(substitute, value)
+
+
+def redis_command(env: Mapping[str, str]) -> list[str]:
+    """The compose redis service's command, as a list, with its variables filled in."""
+    command = compose_services()["redis"]["command"]
+    parts = command if isinstance(command, list) else str(command).split()
+    return [interpolate(str(part), env) for part in parts]
+
+
+def test_compose_redis_publishes_no_port_and_requires_a_password_from_the_env(
+    figures: Figures,
+) -> None:
+    """The compose Redis is reachable only on the project network and only with its password."""
+    redis_service = compose_services()["redis"]
+    assert "ports" not in redis_service, "Redis must not be published on the host"
+    assert redis_service.get("network_mode") != "host"
+    raw = redis_service["command"]
+    parts = [str(part) for part in (raw if isinstance(raw, list) else str(raw).split())]
+    assert "--requirepass" in parts, parts
+    secret = parts[parts.index("--requirepass") + 1]
+    match = _VARIABLE.fullmatch(secret)
+    assert match is not None, f"the password must come from a variable, not {secret!r}"
+    assert match.group("op") in (":?", "?"), "the password must be required, with no default"
+    # An unset password stops `docker compose up` instead of starting an open Redis.
+    with pytest.raises(KeyError):
+        redis_command({})
+    # The healthcheck authenticates without putting the password on a command line.
+    assert secret not in " ".join(map(str, redis_service["healthcheck"]["test"]))
+    figures("compose-redis", command=" ".join(parts[:-1]) + f" <{match.group('name')}>")
+
+
+# --- a real redis-server started the compose way --------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def compose_redis(tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """``redis-server`` with the compose arguments on a private loopback port; (port, password)."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    password = secrets.token_urlsafe(24)
+    port = free_port()
+    command = redis_command({"REDIS_PASSWORD": password})
+    assert command[0] == "redis-server"
+    # Docker specifics replaced: a loopback port instead of the container network, a scratch
+    # directory instead of the volume, no RDB snapshots.
+    command += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", ""]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start: {command[:-8]}") from None
+                time.sleep(0.05)
+        yield port, password
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def resp_exchange(port: int, *commands: list[str]) -> list[bytes]:
+    """Send RESP commands on one fresh connection; each reply's first line, as Redis wrote it.
+
+    A raw socket, not redis-py: the client library retries authentication failures with
+    backoff, and what is tested here is what the server says, nothing else.
+    """
+    replies: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        reader = sock.makefile("rb")
+        for command in commands:
+            encoded = f"*{len(command)}\r\n".encode()
+            for part in command:
+                data = part.encode()
+                encoded += f"${len(data)}\r\n".encode() + data + b"\r\n"
+            sock.sendall(encoded)
+            replies.append(reader.readline().rstrip(b"\r\n"))
+    return replies
+
+
+def test_compose_redis_refuses_unauthenticated_clients(
+    compose_redis: tuple[int, str], figures: Figures
+) -> None:
+    """Started as compose starts it, Redis answers NOAUTH without the password, PONG with it."""
+    port, password = compose_redis
+    anonymous = resp_exchange(port, ["PING"], ["SET", "kurz-exposure-probe", "1"], ["KEYS", "*"])
+    assert all(reply.startswith(b"-NOAUTH") for reply in anonymous), anonymous
+    wrong = resp_exchange(port, ["AUTH", "not-the-password"], ["PING"])
+    assert wrong[0].startswith(b"-WRONGPASS"), wrong
+    assert wrong[1].startswith(b"-NOAUTH"), wrong
+    good = resp_exchange(port, ["AUTH", password], ["PING"], ["CONFIG", "GET", "appendonly"])
+    assert good[:2] == [b"+OK", b"+PONG"], good
+    # The URL form the api and worker services use (user "default") works too.
+    client = redis_sync.Redis.from_url(
+        f"redis://default:{password}@127.0.0.1:{port}/0", socket_timeout=2
+    )
+    try:
+        assert client.ping() is True
+        aof = cast("dict[str, Any]", client.config_get("appendonly"))
+        assert aof["appendonly"] == "yes"
+    finally:
+        client.close()
+    figures(
+        "redis-auth",
+        unauthenticated=anonymous[0].decode(),
+        wrong_password=wrong[0].decode(),
+        with_password=good[1].decode(),
+    )
+
+
+# --- SSRF: the API refuses every forbidden callback -----------------------------------------------
+
+
+def test_ssrf_table_is_substantial_and_every_entry_is_refused_by_the_guard(
+    figures: Figures,
+) -> None:
+    """The shared table has at least 30 forbidden callback URLs and the guard refuses each one."""
+    assert len(FORBIDDEN) >= 30, len(FORBIDDEN)
+    for template in FORBIDDEN:
+        with pytest.raises(CallbackRefusedError):
+            check_url(template.format(port=8080), AllowList())
+    figures("ssrf-table", forbidden_urls=len(FORBIDDEN), refused_by_check_url=len(FORBIDDEN))
+
+
+@pytest.fixture
+async def redis_db() -> AsyncIterator[Redis]:
+    client = Redis.from_url(TEST_REDIS_URL)
+    try:
+        await client.ping()
+    except (RedisConnectionError, OSError):
+        await client.aclose()
+        pytest.skip(f"needs Redis at {TEST_REDIS_URL}")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def api_prefix(redis_db: Redis) -> AsyncIterator[str]:
+    prefix = f"test-exposure-{uuid.uuid4().hex}"
+    yield prefix
+    for pattern in (f"{prefix}:*", f"saq:{prefix}:*", f"saq:job:{prefix}:*"):
+        keys = [key async for key in redis_db.scan_iter(match=pattern, count=500)]
+        if keys:
+            await redis_db.delete(*keys)
+
+
+@pytest.mark.redis
+async def test_api_refuses_every_forbidden_callback_before_queueing(
+    redis_db: Redis, api_prefix: str, monkeypatch: pytest.MonkeyPatch, figures: Figures
+) -> None:
+    """POST /summarize with any URL of the SSRF table is 422 callback_url_refused, no job made."""
+    for name in list(os.environ):
+        if name.startswith("KURZ_"):  # e.g. a developer's KURZ_WEBHOOK_ALLOW_HOSTS
+            monkeypatch.delenv(name)
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=TEST_REDIS_URL,
+        key_prefix=api_prefix,
+        webhook_secret=generate_secret(),
+    )
+    app: Litestar = create_app(settings)
+    transport = httpx.ASGITransport(app=cast("Any", app))
+    text = "Die Regierung hat am Montag in Berlin ein neues Gesetz zum Klimaschutz beschlossen."
+    codes: dict[str, int] = {}
+    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        for template in FORBIDDEN:
+            url = template.format(port=8080)
+            response = await c.post("/summarize", json={"text": text, "callback_url": url})
+            assert response.status_code == 422, (url, response.text)
+            body = response.json()
+            codes[body["code"]] = codes.get(body["code"], 0) + 1
+            assert body["code"] == "callback_url_refused", (url, body)
+    leftovers = [key async for key in redis_db.scan_iter(match=f"saq:{api_prefix}:*", count=500)]
+    assert leftovers == [], "a refused callback must not create a job"
+    figures("ssrf-api", forbidden_urls=len(FORBIDDEN), answers=codes, jobs_created=0)

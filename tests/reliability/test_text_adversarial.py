@@ -1,0 +1,239 @@
+"""Sentence splitting and language detection stay fast and linear on adversarial text.
+
+Every article passes through :func:`split_sentences` and :func:`detect_language` in the worker,
+and every line through :func:`detect_language` in the API, before any model runs.  Text built to
+hit a slow path (SoMaJo is quadratic on some inputs, see ``service.nlp.segment``) must not turn
+a 5,000-character request into seconds of CPU.  Two rules per case:
+
+* absolute: at :data:`CASE_CHARS` characters (10,000 for the „„„ case, as in the issue), the
+  worker's segmentation stage (split, then detect over the sentences) and the API's check
+  (detect over the lines) each take < 200 ms;
+* growth: doubling the input from :data:`RATIO_CHARS` (a few ms of work) at most multiplies the
+  time by 2.5, so the cost is linear, not quadratic, in the length.
+
+Timings are the minimum of several interleaved repeats (``time.perf_counter``), since the machine
+is shared and only the fastest run says what the code itself costs; a measurement over its limit
+is taken again, up to five rounds, as a load burst can spoil one round but a slow or quadratic
+cost (4x per doubling) exceeds the limit every time.
+
+Splitting once called SoMaJo line by line, at a fixed ~0.1-0.4 ms per call, so 5,000 characters
+of short lines cost up to half a second; it now splits a paragraph in one call and cuts the
+result at the line breaks.  The last test holds it to the line-by-line result on random text.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from service.nlp import segment
+from service.nlp.language import detect_language
+from service.nlp.segment import Sentence, split_sentences
+from service.settings import ROOT
+
+#: Size of each case for the absolute rule, in characters.
+CASE_CHARS = 5_000
+#: The smaller size of the doubling pair.
+RATIO_CHARS = 1_000
+LIMIT_MS = 200.0
+MAX_GROWTH = 2.5
+ABSOLUTE_REPEATS = 3
+RATIO_REPEATS = 7
+#: A measurement over its limit is taken again, up to this many rounds this far apart.
+ROUNDS = 5
+ROUND_PAUSE_S = 0.3
+#: A timing loops a stage until it lasts about this long, so fast stages are timed reliably.
+MIN_TIMING_MS = 3.0
+
+#: The ``figures`` fixture (tests/reliability/conftest.py) prints and records a test's figures.
+Figures = Callable[..., None]
+
+
+def repeat_to(pattern: str, chars: int) -> str:
+    """``pattern`` repeated and cut to exactly ``chars`` characters."""
+    return (pattern * (chars // len(pattern) + 1))[:chars]
+
+
+def nested_brackets(chars: int) -> str:
+    half = chars // 2
+    return "(" * half + ")" * (chars - half)
+
+
+def one_grapheme(chars: int) -> str:
+    """A single letter carrying thousands of combining accents."""
+    return "a" + "\u0301\u0308\u0323" * (chars // 3) + "a" * ((chars - 1) % 3)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    build: Callable[[int], str]
+    chars: int = CASE_CHARS
+
+
+CASES = [
+    Case("dots", lambda n: "." * n),
+    Case("dots-spaced", lambda n: repeat_to(". ", n)),
+    Case("ellipses-and-words", lambda n: repeat_to("Es geschah am 3. ... und dann … ", n)),
+    Case("abbreviations", lambda n: repeat_to("z. B. u. a. Dr. Prof. Nr. 3. bzw. usw. ca. ", n)),
+    Case("abbreviations-unspaced", lambda n: repeat_to("z.B.u.a.Dr.Prof.Nr.3.bzw.usw.", n)),
+    Case("no-space-punctuation", lambda n: repeat_to("a.b,c;d!e?f:g", n)),
+    Case("no-space-mixed", lambda n: repeat_to("Wort.Wort!wort?„x“(y)[z]...", n)),
+    Case("long-url", lambda n: "https://example.org/" + repeat_to("a.b/c?d=e&f.", n - 20)),
+    Case("quotes-10k", lambda n: "„" * n, chars=10_000),
+    Case("quotes-spaced", lambda n: repeat_to("„ ", n)),
+    Case("quoted-sentences", lambda n: repeat_to("„Er sagte: „Ja. Nein.“ Gut.“ ", n)),
+    Case("unbalanced-quotes", lambda n: repeat_to("„Das ist gut. Sehr gut. ", n)),
+    Case("nested-brackets", nested_brackets),
+    Case(
+        "nested-brackets-spaced",
+        lambda n: repeat_to("( [ { « ‹ ", n // 2) + repeat_to(") ", n - n // 2),
+    ),
+    Case("emoji-zwj", lambda n: repeat_to("👨\u200d👩\u200d👧\u200d👦🏳️\u200d🌈", n)),
+    Case("emoji-zwj-spaced", lambda n: repeat_to("👨\u200d👩\u200d👧 🏳️\u200d🌈. ", n)),
+    Case("rtl", lambda n: repeat_to("שלום עולם. مرحبا بالعالم! ", n)),
+    Case("rtl-overrides", lambda n: repeat_to("\u202eDie Sonne\u202c \u200fscheint.\u200e ", n)),
+    Case("combining-words", lambda n: repeat_to("e\u0301\u0302\u0303 Zu\u0308ge. ", n)),
+    Case("combining-one-grapheme", one_grapheme),
+    Case("blank-lines", lambda n: "\n" * n),
+    Case("short-lines", lambda n: repeat_to("a.\n", n)),
+    Case("word-lines", lambda n: repeat_to("Wort\n", n)),
+    Case("mixed-line-endings", lambda n: repeat_to("Satz.\r\n\r\v\f\u2028\u0085", n)),
+    Case("mixed-scripts", lambda n: repeat_to("Die Sonne 太阳 солнце ήλιος सूर्य 해. ", n)),
+    Case("mixed-scripts-unspaced", lambda n: repeat_to("Sonne太阳солнцеήλιοςसूर्य해.", n)),
+    Case("invisible-and-control", lambda n: repeat_to("\u200b\u00ad\ufeff\x00\x1f\x7f", n)),
+]
+
+
+def segmentation_stage(text: str) -> None:
+    """What the worker does first: split, then judge the language sentence by sentence."""
+    detect_language([sentence.text for sentence in split_sentences(text)])
+
+
+def api_language_check(text: str) -> None:
+    """What the API does before queueing: judge the language line by line."""
+    detect_language([line.strip() for line in text.splitlines() if line.strip()])
+
+
+STAGES: dict[str, Callable[[str], None]] = {
+    "worker": segmentation_stage,
+    "api": api_language_check,
+}
+
+
+def fastest_ms(work: Callable[[str], None], texts: list[str], repeats: int) -> list[float]:
+    """Per text, the fastest of ``repeats`` timings in ms per call; texts interleaved per round.
+
+    Each timing runs ``work`` often enough to last about :data:`MIN_TIMING_MS` on the first
+    text, so that sub-millisecond stages are timed in bulk rather than by the timer's noise.
+    """
+    started = time.perf_counter()
+    work(texts[0])
+    single_ms = (time.perf_counter() - started) * 1000
+    loops = max(1, min(1000, math.ceil(MIN_TIMING_MS / max(single_ms, 1e-3))))
+    best = [float("inf")] * len(texts)
+    for _ in range(repeats):
+        for index, text in enumerate(texts):
+            started = time.perf_counter()
+            for _ in range(loops):
+                work(text)
+            best[index] = min(best[index], (time.perf_counter() - started) * 1000 / loops)
+    return best
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm() -> None:
+    """Load SoMaJo and py3langid once, so no case pays for it."""
+    segmentation_stage("Die Sonne scheint. Der Regen fällt.\n„Ja“, sagte er.")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_adversarial_text_is_segmented_fast_and_linearly(case: Case, figures: Figures) -> None:
+    """An adversarial article costs < 200 ms to split and classify, and doubling it ≤ 2.5x."""
+    full = case.build(case.chars)
+    small, double = case.build(RATIO_CHARS), case.build(2 * RATIO_CHARS)
+    assert len(full) == case.chars and len(small) == RATIO_CHARS and len(double) == 2 * RATIO_CHARS
+    sentences = len(split_sentences(full))
+    measured: dict[str, Any] = {"chars": case.chars, "sentences": sentences}
+    failures: list[str] = []
+    for stage, work in STAGES.items():
+        absolute = growth = math.inf
+        small_ms = double_ms = 0.0
+        # A load burst can spoil a round of timings; a slow or quadratic cost spoils every round.
+        for attempt in range(ROUNDS):
+            if attempt:
+                time.sleep(ROUND_PAUSE_S)  # let the burst pass
+            if absolute >= LIMIT_MS:
+                absolute = min(absolute, *fastest_ms(work, [full], ABSOLUTE_REPEATS))
+            if growth > MAX_GROWTH:
+                small_ms, double_ms = fastest_ms(work, [small, double], RATIO_REPEATS)
+                growth = min(growth, double_ms / small_ms)
+            if absolute < LIMIT_MS and growth <= MAX_GROWTH:
+                break
+        measured[f"{stage}_ms"] = round(absolute, 1)
+        measured[f"{stage}_{RATIO_CHARS}_ms"] = round(small_ms, 3)
+        measured[f"{stage}_{2 * RATIO_CHARS}_ms"] = round(double_ms, 3)
+        measured[f"{stage}_growth"] = round(growth, 2)
+        if absolute >= LIMIT_MS:
+            failures.append(f"{stage}: {absolute:.0f} ms at {case.chars} chars")
+        if growth > MAX_GROWTH:
+            failures.append(f"{stage}: doubling {RATIO_CHARS} chars costs {growth:.2f}x")
+    figures(f"adversarial:{case.name}", **measured)
+    assert not failures, failures
+
+
+# --- splitting a paragraph at once equals splitting it line by line -------------------------------
+
+
+def split_line_by_line(text: str) -> list[Sentence]:
+    """The reference: every line through SoMaJo on its own, as split_sentences once did."""
+    sentences: list[Sentence] = []
+    paragraph_index = 0
+    for paragraph in segment._paragraphs(text):
+        line_index = 0
+        for line in paragraph:
+            with segment._splitter_lock:
+                found = list(segment._get_splitter().tokenize_text([segment._mask_long_runs(line)]))
+            spans = [(t[0].character_offset[0], t[-1].character_offset[1]) for t in found if t]
+            texts = [x for a, b in segment._merge_spans(line, spans) if (x := line[a:b].strip())]
+            if texts:
+                sentences.extend(Sentence(t, paragraph_index, line_index) for t in texts)
+                line_index += 1
+        if line_index:
+            paragraph_index += 1
+    return sentences
+
+
+#: Pieces that make SoMaJo look across a line end: sentence ends, opening and closing marks,
+#: emoticons, abbreviations, capitals, invisible characters.
+_PIECES = [
+    *"aAzZäÖß019 .!?…,;:-–—()[]\"'„“”»«‚‘›‹/@#&%",
+    *["z. B.", "Dr.", "usw.", "3.", "II.", ":)", ";-)", "🔔", "👍", "👨\u200d👩", "\u200b"],
+    *["\u00ad", "\ufeff", "\u202e", "e\u0301", "Der", "die", "USA", "S.", "Nr.", "\t", "  "],
+    *["„Ja.“", "(Nein.)", "@user", "#tag", "...", "!!", "?!", "http://x.de/a.b", "x" * 120],
+]
+_LINE = st.lists(st.sampled_from(_PIECES), max_size=20).map("".join)
+_TEXT = st.lists(_LINE, min_size=1, max_size=8).map("\n".join)
+
+
+@pytest.mark.parametrize("seed", sorted(p.name for p in (ROOT / "seeds").glob("*.txt")))
+def test_seed_articles_split_as_line_by_line(seed: str) -> None:
+    """The seed articles split into exactly the sentences of splitting each line alone."""
+    text = (ROOT / "seeds" / seed).read_text(encoding="utf-8")
+    assert split_sentences(text) == split_line_by_line(text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(text=_TEXT)
+@example(text="Es klingelt! 🔔\n🔔 Folge uns.\nJa. „\nDer Satz. (\nNeu. –\n– Sagt er.")
+@example(text="Er kam am 3.\nJanuar. z.\nB. so.\n:) Hallo.\n„Ja.“\nNein.")
+def test_paragraph_at_once_splits_like_line_by_line(text: str) -> None:
+    """Splitting a paragraph in one SoMaJo call gives the same sentences as line by line."""
+    assert split_sentences(text) == split_line_by_line(text)
