@@ -1,0 +1,25 @@
+"""Benchmarks for Kurzgefasst: ``python -m benchmarks [pipeline] [http] [ct2]`` (``make bench``).
+
+Each benchmark is a function that returns a flat mapping of figure name to value, so that the
+runner (``benchmarks.__main__``) can print one table and write every figure to
+``benchmarks/last-run.json`` under its own key, and a later run can be compared key by key.
+
+* ``pipeline_bench``: translation throughput of the pipeline against sentence-by-sentence
+  generation, and summary latency, with real-size random-weight models (``benchmarks.models``).
+* ``http_bench``: cache-hit ``POST /summarize`` against a bare Litestar endpoint, and the
+  queue's enqueue-to-start latency, with the API, a worker and Redis on loopback.
+* ``ct2_bench``: the ctranslate2 backend (maintained separately; skipped if it does not import).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["BENCH_DIR", "ROOT", "SEEDS_DIR", "Figures"]
+
+#: One run's figures: flat, one key per figure, values JSON can hold.
+Figures = dict[str, float | int | str | bool]
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+SEEDS_DIR = ROOT / "seeds"
