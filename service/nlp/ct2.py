@@ -40,8 +40,6 @@ Generation lengths
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -50,7 +48,7 @@ import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,7 +59,7 @@ import torch
 from ctranslate2.converters import TransformersConverter
 
 from service.errors import ConfigError, ModelUnavailableError
-from service.nlp.loading import ModelRef, resolve_model_dir
+from service.nlp.loading import ModelRef, exclusive_lock, resolve_model_dir
 from service.nlp.summarize import INSTRUCTION_MODEL_TYPES
 from service.nlp.translate import collapse_repeats
 from service.presets import Generation
@@ -257,7 +255,7 @@ def convert_model(
     if _is_complete(final, wanted):
         return final
     out_root.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(out_root / f".{name}.lock"):
+    with exclusive_lock(out_root / f".{name}.lock"):
         if _is_complete(final, wanted):  # another worker finished it while this one waited
             return final
         for stale in out_root.glob(f".{name}.staging-*"):  # left by a worker that died
@@ -326,17 +324,6 @@ def _is_complete(directory: Path, wanted: dict[str, Any]) -> bool:
     if not isinstance(found, dict) or any(found.get(k) != v for k, v in wanted.items()):
         return False
     return (directory / "model.bin").is_file() and (directory / "config.json").is_file()
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an advisory lock so only one process converts a given model at a time."""
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _quiet_tokenizer(tokenizer_class: Any, source: str, **kwargs: Any) -> Any:

@@ -10,10 +10,12 @@ that names the model and the command that fetches it, instead of a stack trace.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,17 @@ class LoadedModel:
     dtype: torch.dtype
     ref: ModelRef
     directory: Path
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an advisory file lock, so two processes never write one model directory at once."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def resolve_device(name: str) -> torch.device:

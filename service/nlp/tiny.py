@@ -15,7 +15,6 @@ files, so a build can be cached on disk and reused (see ``tiny-build.json``).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -40,6 +39,8 @@ from transformers import (
     MarianTokenizer,
 )
 from transformers.utils import logging as hf_logging
+
+from service.nlp.loading import exclusive_lock
 
 __all__ = [
     "BUILD_FORMAT_VERSION",
@@ -146,7 +147,7 @@ def make_tiny_models(
     )
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(out_dir / ".tiny-build.lock"):
+    with exclusive_lock(out_dir / ".tiny-build.lock"):
         if not force and _is_complete(out_dir, paths, wanted):
             return paths
         (out_dir / MARKER_NAME).unlink(missing_ok=True)
@@ -185,17 +186,6 @@ def _read_seed_lines(seeds_dir: Path) -> list[str]:
             if (stripped := line.strip())
         )
     return lines
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an advisory lock so that two processes never build into the same directory at once."""
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager
