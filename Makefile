@@ -41,7 +41,7 @@ tiny-models: $(STAMP) ## build the tiny offline models into var/tiny-models
 	$(PY) -m service make-tiny-models var/tiny-models
 
 run: $(STAMP) ## start Redis, the API and one worker here (KURZ_MODELS=tiny: offline models)
-	$(PY) -m service.devstack
+	$(PY) -m service.dev.devstack
 
 bench: $(STAMP) ## run the benchmarks; figures go to benchmarks/last-run.json
 	$(PY) -m benchmarks

@@ -323,8 +323,8 @@ def _interleaved(
 
 def _summary_chunks(engine: Any, seeds: Sequence[str]) -> list[str]:
     """The first chunk of each seed article that the map-reduce would hand the summarizer."""
-    from service.nlp.segment import split_sentences
     from service.nlp.summarize import pack_chunks
+    from service.text.segment import split_sentences
 
     overhead = engine.count_tokens([""])[0]
     limit = engine.max_input_tokens - overhead
@@ -493,9 +493,9 @@ def run_ct2_benchmark(
     from service.nlp import ct2
     from service.nlp.backends import usable_cores
     from service.nlp.loading import load_seq2seq
-    from service.nlp.segment import split_sentences
     from service.nlp.summarize import TransformersSummarizer
     from service.nlp.translate import TransformersTranslator
+    from service.text.segment import split_sentences
 
     threads = threads or usable_cores()
     torch.set_num_threads(threads)

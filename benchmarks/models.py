@@ -39,7 +39,7 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
-from service.nlp.tiny import make_tiny_models
+from service.dev.tiny import make_tiny_models
 
 __all__ = ["BART_DIMENSIONS", "MARIAN_DIMENSIONS", "RealSizeModels", "build_real_size_models"]
 

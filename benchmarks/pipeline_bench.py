@@ -69,13 +69,13 @@ import torch
 from benchmarks import ROOT, SEEDS_DIR, Figures
 from benchmarks.models import RealSizeModels
 from service.nlp.batching import InferenceScheduler, plan_batches
-from service.nlp.language import detect_language
-from service.nlp.segment import split_sentences
 from service.nlp.translate import TransformersTranslator
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.presets import Preset, PresetRegistry
 from service.schemas import Result
 from service.settings import Settings
+from service.text.language import detect_language
+from service.text.segment import split_sentences
 
 __all__ = ["TARGET_SPEEDUP", "PipelineBenchOptions", "run_pipeline_benchmark"]
 

@@ -102,7 +102,7 @@ def _run_download(settings: Settings, args: argparse.Namespace) -> int:
 def _run_make_tiny(settings: Settings, args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from service.nlp.tiny import make_tiny_models
+    from service.dev.tiny import make_tiny_models
 
     paths = make_tiny_models(Path(args.directory), seed=args.seed, force=args.force)
     print(paths.translation)  # noqa: T201 - the CLI's own output

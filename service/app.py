@@ -39,6 +39,7 @@ from redis.backoff import ExponentialBackoff
 from service import __version__
 from service.cache import ResultCache
 from service.constants import Keys
+from service.logs import redacted_url
 from service.metrics import ApiMetrics, MetricsMiddleware
 from service.notify import Notifier
 from service.presets import PresetRegistry
@@ -105,7 +106,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
         try:
             app.state.services = _services(settings, client, presets, callbacks, metrics, api_keys)
             await _warm_language_model()
-            log.info("api ready", redis=_redacted(settings.redis_url), styles=presets.names)
+            log.info("api ready", redis=redacted_url(settings.redis_url), styles=presets.names)
             yield
         finally:
             if redis is None:
@@ -161,17 +162,9 @@ def _services(
 
 async def _warm_language_model() -> None:
     """Load py3langid's model now (a few hundred ms), not in the first request."""
-    from service.nlp.language import detect_language
+    from service.text.language import detect_language
 
     await asyncio.to_thread(detect_language, ["Die Sonne scheint heute über ganz Deutschland."])
-
-
-def _redacted(url: str) -> str:
-    """The Redis URL without a password, for the log."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
 
 
 # --- OpenAPI --------------------------------------------------------------------------------------

@@ -12,42 +12,15 @@ compute type) and the sentence, so an edited article re-translates only its chan
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 
 import msgspec
-import regex  # type: ignore[import-untyped]  # \p{M}, as in service.nlp.language
 from redis.asyncio import Redis
 
 from service import PIPELINE_VERSION
 from service.constants import Keys
 from service.schemas import ModelInfo, Result
-
-_WHITESPACE = re.compile(r"\s+")
-#: Unicode's stream-safe text format allows 30 combining marks in a row; longer runs are cut
-#: before NFC, whose canonical reordering is quadratic in a run's length (one letter under
-#: 100,000 accents took seconds of the API's CPU just to compute its cache key).
-MAX_COMBINING_RUN = 30
-_LONG_COMBINING_RUN = regex.compile(rf"(\p{{M}}{{{MAX_COMBINING_RUN}}})\p{{M}}+")
-
-
-def nfc(text: str) -> str:
-    """NFC of ``text`` after cutting combining-mark runs to the stream-safe limit."""
-    return unicodedata.normalize("NFC", _LONG_COMBINING_RUN.sub(r"\1", text))
-
-
-def normalize_text(text: str) -> str:
-    """NFC, with runs of blanks folded, but paragraph and line breaks kept (they shape output)."""
-    text = nfc(text).replace("\r\n", "\n").replace("\r", "\n")
-    paragraphs = re.split(r"\n\s*\n", text)
-    folded = []
-    for paragraph in paragraphs:
-        lines = [_WHITESPACE.sub(" ", line).strip() for line in paragraph.split("\n")]
-        kept = "\n".join(line for line in lines if line)
-        if kept:
-            folded.append(kept)
-    return "\n\n".join(folded)
+from service.text.normalize import nfc, normalize_text
 
 
 def result_key(

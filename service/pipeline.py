@@ -18,12 +18,12 @@ from service.constants import MIN_GERMAN_SHARE
 from service.errors import EmptyTextError, NotGermanError
 from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
-from service.nlp.language import detect_language
-from service.nlp.segment import join_sentences, split_sentences
 from service.nlp.summarize import SummaryEngine, summarize
 from service.presets import PresetRegistry
 from service.schemas import AlignedSentence, ModelInfo, Result
 from service.settings import Settings
+from service.text.language import detect_language
+from service.text.segment import join_sentences, split_sentences
 
 ProgressSink = Callable[[str, int, int], None]
 """Called with (stage, done, total) as the article advances; must not block."""
@@ -186,7 +186,7 @@ def _elapsed_ms(since: float) -> float:
 def prepare_models(settings: Settings) -> None:
     """Build the tiny offline models first when ``KURZ_MODELS=tiny`` asks for them."""
     if settings.models == "tiny":
-        from service.nlp.tiny import make_tiny_models
+        from service.dev.tiny import make_tiny_models
 
         make_tiny_models(settings.tiny_models_dir)
 

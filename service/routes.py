@@ -36,7 +36,6 @@ from service.cache import ResultCache, result_key
 from service.constants import IDEMPOTENCY_TTL_S, MIN_GERMAN_SHARE, Keys
 from service.errors import EmptyTextError, KurzError, NotGermanError, TextTooLongError
 from service.metrics import ApiMetrics, read_snapshot
-from service.nlp.language import detect_language
 from service.notify import Notifier
 from service.presets import PresetRegistry
 from service.problems import ApiProblem, problem_for, problem_responses
@@ -53,6 +52,7 @@ from service.queue import (
 from service.ratelimit import ApiKeys, Caller, FixedWindowLimiter
 from service.schemas import TERMINAL, JobStatus, JobView, Links, ModelInfo, Progress, Result
 from service.settings import Settings
+from service.text.language import detect_language
 from service.webhooks import AttemptRecord
 
 if TYPE_CHECKING:

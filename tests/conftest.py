@@ -25,7 +25,7 @@ def seed_texts() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tiny random-weight models built from the seeds, once per test session."""
-    from service.nlp.tiny import make_tiny_models
+    from service.dev.tiny import make_tiny_models
 
     directory = tmp_path_factory.mktemp("tiny-models")
     make_tiny_models(directory)

@@ -1017,7 +1017,7 @@ def test_the_api_never_imports_torch() -> None:
         "    async with app.lifespan():\n"
         "        pass\n"
         "asyncio.run(main())\n"
-        "assert 'service.nlp.language' in sys.modules\n"
+        "assert 'service.text.language' in sys.modules\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("KURZ_")}

@@ -30,11 +30,11 @@ from service.nlp.ct2 import (
     resolve_compute_type,
 )
 from service.nlp.loading import LoadedModel, load_seq2seq, resolve_model_dir
-from service.nlp.segment import split_sentences
 from service.nlp.summarize import TransformersSummarizer
 from service.nlp.translate import TransformersTranslator
 from service.presets import Generation
 from service.settings import Settings
+from service.text.segment import split_sentences
 
 CPU = torch.device("cpu")
 #: The special tokens neither backend shows: transformers' decoder start and end, padding.

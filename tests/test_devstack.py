@@ -1,4 +1,4 @@
-"""``make run`` (``python -m service.devstack``) as a user meets it: a real supervisor process
+"""``make run`` (``python -m service.dev.devstack``) as a user meets it: a real supervisor process
 with an embedded Redis, the API and a worker on the tiny models, stopped with Ctrl-C (SIGINT).
 
 Each run gets its own var directory, API port and key prefix, and starts in a temporary
@@ -24,7 +24,8 @@ import httpx
 import psutil
 import pytest
 
-from service.devstack import PIDS_FILE_NAME, client_host, curl_command, one_line, redacted
+from service.dev.devstack import PIDS_FILE_NAME, client_host, curl_command, one_line
+from service.logs import redacted_url
 from service.settings import ROOT
 
 #: Starting the stack imports torch twice and loads two models: slow on a busy 2-core machine.
@@ -46,7 +47,7 @@ class Run:
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "service.devstack", "--var-dir", str(self.var_dir)],
+            [sys.executable, "-m", "service.dev.devstack", "--var-dir", str(self.var_dir)],
             cwd=tmp_path,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -187,7 +188,7 @@ def test_offline_without_models_says_which_command_to_run(
     """Offline with no cached models, `make run` starts nothing and names download-models."""
     stack_env.update(KURZ_MODELS="hub", KURZ_TRANSLATION_MODEL="kurzgefasst-tests/not-a-model")
     run = subprocess.run(
-        [sys.executable, "-m", "service.devstack", "--var-dir", str(tmp_path / "var")],
+        [sys.executable, "-m", "service.dev.devstack", "--var-dir", str(tmp_path / "var")],
         cwd=tmp_path,
         env=stack_env,
         capture_output=True,
@@ -218,6 +219,6 @@ def test_helpers_show_addresses_a_user_can_paste() -> None:
     assert client_host("0.0.0.0") == "127.0.0.1"
     assert client_host("::") == "[::1]"
     assert client_host("localhost") == "localhost"
-    assert redacted("redis://default:hunter2@redis:6379/0") == "redis://***@redis:6379/0"
-    assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redacted_url("redis://default:hunter2@redis:6379/0") == "redis://***@redis:6379/0"
+    assert redacted_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     assert one_line("a\n  b\tc") == "a b c"

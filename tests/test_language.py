@@ -10,9 +10,9 @@ import py3langid
 import pytest
 from py3langid.langid import LanguageIdentifier
 
-from service.nlp import language
-from service.nlp.language import LanguageReport, detect_language
-from service.nlp.segment import split_sentences
+from service.text import language
+from service.text.language import LanguageReport, detect_language
+from service.text.segment import split_sentences
 
 SEEDS = sorted((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
 

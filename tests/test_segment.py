@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import somajo
 
-from service.nlp import segment
-from service.nlp.segment import (
+from service.text import segment
+from service.text.segment import (
     MAX_MERGE_CHARS,
     MAX_RUN_CHARS,
     Sentence,

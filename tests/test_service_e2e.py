@@ -15,7 +15,7 @@ import pytest
 import redis as redis_lib
 from standardwebhooks.webhooks import Webhook
 
-from service.nlp.segment import split_sentences
+from service.text.segment import split_sentences
 from service.webhooks import generate_secret
 from tests.processes import (
     Receiver,

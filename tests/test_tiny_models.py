@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationConfig
 
-from service.nlp.tiny import (
+from service.dev.tiny import (
     DEFAULT_SEEDS_DIR,
     MARKER_NAME,
     SUMMARIZATION_MAX_TOKENS,

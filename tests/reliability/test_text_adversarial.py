@@ -2,7 +2,7 @@
 
 Every article passes through :func:`split_sentences` and :func:`detect_language` in the worker,
 and every line through :func:`detect_language` in the API, before any model runs.  Text built to
-hit a slow path (SoMaJo is quadratic on some inputs, see ``service.nlp.segment``) must not turn
+hit a slow path (SoMaJo is quadratic on some inputs, see ``service.text.segment``) must not turn
 a 5,000-character request into seconds of CPU.  Two rules per case:
 
 * absolute: at :data:`CASE_CHARS` characters (10,000 for the „„„ case, as in the issue), the
@@ -33,10 +33,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from service.nlp import segment
-from service.nlp.language import detect_language
-from service.nlp.segment import Sentence, split_sentences
+from service.text import segment
 from service.settings import ROOT
+from service.text.language import detect_language
+from service.text.segment import Sentence, split_sentences
 
 #: Size of each case for the absolute rule, in characters.
 CASE_CHARS = 5_000

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import regex  # type: ignore[import-untyped]  # \p{M}; installed with SoMaJo and transformers
+from service.text.normalize import MAX_COMBINING_RUN, cut_combining_runs
 
 __all__ = ["MAX_COMBINING_RUN", "MIN_LETTERS", "UNDETERMINED", "LanguageReport", "detect_language"]
 
@@ -33,10 +33,6 @@ MIN_LETTERS = 20
 
 #: ISO 639-2 code for "undetermined", reported when there is nothing to judge.
 UNDETERMINED = "und"
-
-#: Longest run of combining marks the classifier sees (see the module docstring).
-MAX_COMBINING_RUN = 30
-_LONG_COMBINING_RUN = regex.compile(rf"(\p{{M}}{{{MAX_COMBINING_RUN}}})\p{{M}}+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +89,7 @@ def detect_language(texts: Sequence[str]) -> LanguageReport:
     identifier = _get_identifier()
     weights: Counter[str] = Counter()
     for text in voters:
-        language: str = identifier.classify(_LONG_COMBINING_RUN.sub(r"\1", text))[0]
+        language: str = identifier.classify(cut_combining_runs(text))[0]
         weights[language] += len(text)
     total = sum(weights.values())
     dominant = max(weights, key=lambda code: weights[code])

@@ -48,6 +48,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from service.errors import KurzError
+from service.logs import redacted_url
 from service.settings import ROOT, Settings
 
 #: The seed article the printed curl command submits.
@@ -233,14 +234,6 @@ def client_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def redacted(url: str) -> str:
-    """A Redis URL without its password, for the screen."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{rest}"
-
-
 def one_line(text: str) -> str:
     """Collapse a multi-line error message into the single line the user is promised."""
     return " ".join(text.split())
@@ -305,7 +298,7 @@ def check_models(settings: Settings, console: Console) -> None:
     ``ModelUnavailableError`` (offline, unknown id) propagates with the command to run.
     """
     if settings.models == "tiny":
-        from service.nlp.tiny import make_tiny_models
+        from service.dev.tiny import make_tiny_models
 
         console.say(f"building the tiny offline models in {shown_path(settings.tiny_models_dir)} …")
         make_tiny_models(settings.tiny_models_dir)
@@ -325,7 +318,9 @@ def check_redis(url: str) -> None:
     try:
         client.ping()
     except (redis.RedisError, OSError) as error:
-        raise StackError(f"cannot reach Redis at {redacted(url)}: {one_line(str(error))}") from None
+        raise StackError(
+            f"cannot reach Redis at {redacted_url(url)}: {one_line(str(error))}"
+        ) from None
     finally:
         client.close()
 
@@ -391,7 +386,9 @@ class Stack:
 
     def start_redis(self) -> str:
         if "redis_url" in self.settings.model_fields_set:
-            self.console.say(f"using Redis at {redacted(self.settings.redis_url)} (KURZ_REDIS_URL)")
+            self.console.say(
+                f"using Redis at {redacted_url(self.settings.redis_url)} (KURZ_REDIS_URL)"
+            )
             check_redis(self.settings.redis_url)
             return self.settings.redis_url
         self.console.say(f"starting an embedded Redis, data in {shown_path(self.var_dir)} …")
@@ -476,7 +473,7 @@ class Stack:
                     "",
                     "Kurzgefasst is ready.",
                     f"  API      {self.base_url}   (OpenAPI document: {self.base_url}/schema)",
-                    f"  Redis    {redacted(redis_url)}   ({where})",
+                    f"  Redis    {redacted_url(redis_url)}   ({where})",
                     f"  Models   {self.settings.translation_source}, "
                     f"{self.settings.summarization_source}",
                     "",
@@ -545,7 +542,7 @@ class Stack:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m service.devstack",
+        prog="python -m service.dev.devstack",
         description="Run Redis, the API and one worker on this machine (what `make run` does).",
     )
     parser.add_argument(
@@ -590,7 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # it stays small while the stack runs, and exits at once when told to stop.
     try:
         prepared = subprocess.run(
-            [sys.executable, "-m", "service.devstack", "--prepare-models"], check=False
+            [sys.executable, "-m", "service.dev.devstack", "--prepare-models"], check=False
         )
     except KeyboardInterrupt:
         return 130
