@@ -17,7 +17,7 @@ from typing import Any
 import uvicorn
 from litestar import Litestar, Request, post
 
-from service.app import GRACEFUL_SHUTDOWN_S
+from service.api.app import GRACEFUL_SHUTDOWN_S
 from service.logs import configure_logging
 from service.settings import Settings
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ipaddress.ip_address(args.host).is_loopback:
         parser.error("the bare endpoint only listens on loopback")
     configure_logging(Settings())
-    # The same options as service.app.serve, so both servers differ only in the app.
+    # The same options as service.api.app.serve, so both servers differ only in the app.
     uvicorn.run(
         create_bare_app(),
         host=args.host,

@@ -206,9 +206,9 @@ async def _store_result(redis_url: str, prefix: str, key: str, text: str) -> Non
     """A result the size of a real one: every sentence with a translation, and a summary."""
     from redis.asyncio import Redis
 
-    from service.cache import ResultCache
     from service.constants import Keys
     from service.schemas import AlignedSentence, ModelInfo, Result
+    from service.store.cache import ResultCache
 
     sentences = [
         (paragraph, line.strip())

@@ -1,6 +1,6 @@
 """Kurzgefasst: German news articles in, English translations and summaries out.
 
-The package is split by process: ``service.app`` and its routes run in the API process and never
+The package is split by process: ``service.api.app`` and its routes run in the API process and never
 import torch; ``service.worker`` and ``service.nlp`` run in the worker, where the models live.
 """
 

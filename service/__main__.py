@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_api(settings: Settings, args: argparse.Namespace) -> int:
-    from service.app import serve
+    from service.api.app import serve
 
     serve(settings)
     return 0

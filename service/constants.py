@@ -6,6 +6,8 @@ deployments or test runs can share one Redis without touching each other's data.
 
 from __future__ import annotations
 
+import hashlib
+
 #: Below this share of German sentences an article is refused (unless the caller allows it).
 MIN_GERMAN_SHARE = 0.5
 
@@ -82,6 +84,10 @@ class Keys:
         """What the workers run: model ids and revisions, which the API folds into cache keys."""
         return f"{self.prefix}:models"
 
+    def summarizer(self) -> str:
+        """What the workers' summarizer can do (whether it follows a style's instruction)."""
+        return f"{self.prefix}:summarizer"
+
     def callbacks(self, job_key: str) -> str:
         """The per-request callback URLs of everyone waiting on one (shared) job."""
         return f"{self.prefix}:callbacks:{job_key}"
@@ -89,6 +95,15 @@ class Keys:
     def deliveries_state(self, job_key: str) -> str:
         """A hash of the job's deliveries (state and body), so they can be sent again."""
         return f"{self.prefix}:delivery-state:{job_key}"
+
+    def deliveries(self, job_key: str) -> str:
+        """The job's delivery log: every attempt, oldest first."""
+        return f"{self.prefix}:deliveries:{job_key}"
+
+    def webhook_gone(self, url: str) -> str:
+        """A mark that ``url`` answered 410 Gone (by the URL's digest: URLs can be long)."""
+        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+        return f"{self.prefix}:webhook-gone:{digest}"
 
     def stats(self) -> str:
         """A hash of counters the workers increment and the API's /metrics reports."""

@@ -93,7 +93,14 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = []
     """Comma-separated API keys; empty means the API is open."""
     rate_limit_per_minute: int = Field(default=0, ge=0)
-    """Requests per API key per minute; 0 means unlimited."""
+    """Submissions and other requests per API key (or client address) per minute; 0: unlimited."""
+    read_rate_limit_per_minute: int = Field(default=1200, ge=0)
+    """Reads of jobs (status, events, deliveries) per key or address per minute, counted apart
+    from submissions so that clients following their jobs are not refused; 0: unlimited."""
+    trusted_proxies: str = ""
+    """Addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated, or
+    ``*``); empty: the client address is the connection's, so behind a proxy everyone would
+    share one rate-limit bucket."""
 
     # --- webhooks -----------------------------------------------------------------------------
     webhook_secret: str = ""

@@ -22,6 +22,7 @@ from service.settings import ROOT
 
 
 def free_port() -> int:
+    """A TCP port of 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -74,9 +75,15 @@ class RedisServer:
         self.process = None
 
 
+def environ_without_kurz() -> dict[str, str]:
+    """A copy of this process's environment without any KURZ_ variable, for a subprocess that
+    the test alone configures (the ``clean_env`` fixture does the same to the test process)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("KURZ_")}
+
+
 def service_env(redis_url: str, tiny_models_dir: Path, **extra: str) -> dict[str, str]:
     """Environment for a service process: tiny models, the test Redis, nothing from the shell."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KURZ_")}
+    env = environ_without_kurz()
     env.update(
         KURZ_REDIS_URL=redis_url,
         KURZ_MODELS="tiny",
@@ -156,36 +163,3 @@ def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
             last = repr(error)
         time.sleep(0.25)
     raise TimeoutError(f"{base_url} not ready after {timeout_s} s: {last}")
-
-
-class Receiver:
-    """A webhook receiver on loopback that records every request (headers and body)."""
-
-    def __init__(self, status: int = 204) -> None:
-        import http.server
-        import threading
-
-        self.status = status
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        received = self.requests
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                body = self.rfile.read(length)
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(outer.status)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet: the test reads ``requests``."""
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()

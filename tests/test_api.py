@@ -1,31 +1,29 @@
 """The HTTP API against a real Redis: validation, jobs, caching, limits, health, metrics, schema.
 
-Every test uses its own key prefix in Redis DB 14 and deletes only its own keys afterwards.  No
-worker runs here: where a test needs the worker side (a finished job, a heartbeat, the models
-record, the stats hash) it writes that to Redis itself, the way the worker would.
+Every test uses its own key prefix in the test Redis (DB 14 unless KURZGEFASST_TEST_REDIS_URL says
+otherwise) and deletes only its own keys afterwards.  No worker runs here: where a test needs the
+worker side (a finished job, a heartbeat, the models record, the stats hash) it writes that to
+Redis itself, the way the worker would.
 
 Most tests use Litestar's ``AsyncTestClient``.  It runs the app on a thread of its own and each
 request blocks the calling event loop until the response is complete, so requests sent with
 ``asyncio.gather`` are in fact served one after another, and nothing in the test's loop runs
 while a request waits.  Tests that need requests (or a simulated worker) to overlap therefore
-drive the ASGI app in the test's own loop via ``httpx.ASGITransport`` and ``app.lifespan()``.
+drive the ASGI app in the test's own loop with the ``serve_app`` fixture (``httpx.ASGITransport``
+and ``app.lifespan()``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
@@ -33,23 +31,23 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.app import create_app
-from service.cache import ResultCache, result_key
+from service.api.app import create_app
+from service.api.problems import problem_for
 from service.constants import Keys
 from service.errors import ConfigError
 from service.presets import PresetRegistry
-from service.problems import problem_for
 from service.queue import JobQueue, Status
 from service.schemas import ModelInfo, Result
 from service.settings import ROOT, Settings
-from service.webhooks import generate_secret
+from service.store.cache import ResultCache, result_key
+from tests.processes import environ_without_kurz
+
+if TYPE_CHECKING:
+    from tests.conftest import AppServer, RedisServers
 
 pytestmark = pytest.mark.redis
 
-TEST_REDIS_URL = "redis://127.0.0.1:6379/14"
-WEBHOOK_SECRET = generate_secret()
 SEEDS = ROOT / "seeds"
 GERMAN = (SEEDS / "000_1e1de29cccfa5500.txt").read_text(encoding="utf-8")
 OTHER_GERMAN = (SEEDS / "001_81d73fe107ac92a6.txt").read_text(encoding="utf-8")
@@ -71,54 +69,6 @@ PROBLEM_JSON = "application/problem+json"
 
 
 @pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    """A client of the test database, in the test's own event loop."""
-    client = Redis.from_url(TEST_REDIS_URL)
-    try:
-        await client.get("kurz-test-probe")
-    except (RedisConnectionError, OSError):
-        await client.aclose()
-        pytest.skip(f"these tests need Redis at {TEST_REDIS_URL}")
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def prefix(redis: Redis) -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys (and its SAQ queue's) are deleted afterwards."""
-    name = f"test-{uuid.uuid4().hex}"
-    yield name
-    for pattern in (f"{name}:*", f"saq:{name}:*", f"saq:job:{name}:*"):
-        keys = [key async for key in redis.scan_iter(match=pattern, count=500)]
-        if keys:
-            await redis.delete(*keys)
-
-
-@pytest.fixture
-def clean_kurz_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No KURZ_ variable of the developer's shell changes what these tests see."""
-    for name in list(os.environ):
-        if name.startswith("KURZ_"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def make_settings(prefix: str, clean_kurz_env: None) -> Callable[..., Settings]:
-    """Settings for this test's prefix, with overrides; no .env file is read."""
-
-    def build(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "redis_url": TEST_REDIS_URL,
-            "key_prefix": prefix,
-            "webhook_secret": WEBHOOK_SECRET,
-        }
-        values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-    return build
-
-
-@pytest.fixture
 async def client(
     make_settings: Callable[..., Settings],
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
@@ -131,14 +81,6 @@ async def client(
 def queue(redis: Redis, prefix: str) -> JobQueue:
     """The job queue as the worker sees it, to inspect and finish jobs by hand."""
     return JobQueue(redis, Keys(prefix))
-
-
-@contextlib.asynccontextmanager
-async def in_loop_client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    """The app served in this event loop, so requests and simulated workers truly overlap."""
-    transport = httpx.ASGITransport(app=cast("Any", app))  # httpx types ASGI apps loosely
-    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        yield c
 
 
 def a_result(**changes: Any) -> Result:
@@ -212,49 +154,6 @@ async def wait_until_queued(queue: JobQueue, job_id: str, timeout_s: float = 5.0
     while await queue.get(job_id) is None:
         assert time.monotonic() < deadline, "the job was never enqueued"
         await asyncio.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_redis_server(port: int) -> subprocess.Popen[bytes]:
-    """A throwaway redis-server on ``port`` without persistence, once it accepts connections."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed")
-    process = subprocess.Popen(
-        [
-            executable,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return process
-        if process.poll() is not None or time.monotonic() > deadline:
-            stop_redis_server(process)
-            raise AssertionError(f"redis-server did not start on port {port}")
-        time.sleep(0.05)
-
-
-def stop_redis_server(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server started by :func:`start_redis_server` (no-op if it has already exited)."""
-    if process.poll() is None:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 # --- submitting -----------------------------------------------------------------------------------
@@ -418,7 +317,7 @@ async def test_text_over_the_character_limit_is_413(
 
 
 async def test_body_over_the_byte_limit_is_413_announced_or_streamed(
-    make_settings: Callable[..., Settings], redis: Redis
+    make_settings: Callable[..., Settings], redis: Redis, serve_app: AppServer
 ) -> None:
     """A body over max_body_bytes is refused with 413, by Content-Length or while streaming."""
     body = msgspec.json.encode({"text": GERMAN})
@@ -432,8 +331,8 @@ async def test_body_over_the_byte_limit_is_413_announced_or_streamed(
     async with AsyncTestClient(create_app(make_settings(max_body_bytes=2048))) as client:
         announced = await client.post("/summarize", content=body, headers=json_headers)
     # Litestar's test transport cannot stream a request body; httpx's ASGI transport can.
-    async with in_loop_client(create_app(make_settings(max_body_bytes=2048), redis=redis)) as c:
-        streamed = await c.post("/summarize", content=chunks(), headers=json_headers)
+    c = await serve_app(create_app(make_settings(max_body_bytes=2048), redis=redis))
+    streamed = await c.post("/summarize", content=chunks(), headers=json_headers)
     assert_problem(announced, 413, "body_too_large")
     assert "content-length" not in streamed.request.headers
     assert_problem(streamed, 413, "body_too_large")
@@ -443,7 +342,7 @@ async def test_callback_url_to_a_private_address_is_refused(
     client: AsyncTestClient[Litestar],
 ) -> None:
     """A callback URL pointing inside the network is refused before anything is queued."""
-    pytest.importorskip("service.ssrf")
+    pytest.importorskip("service.webhooks.ssrf")
     for url in ("http://127.0.0.1:6379/", "http://169.254.169.254/latest", "file:///etc/passwd"):
         response = await client.post("/summarize", json={"text": GERMAN, "callback_url": url})
         assert_problem(response, 422, "callback_url_refused")
@@ -509,14 +408,13 @@ async def test_delivery_log_and_redelivery_endpoints(
 
 
 async def test_identical_concurrent_posts_share_one_job(
-    make_settings: Callable[..., Settings], redis: Redis, queue: JobQueue
+    make_settings: Callable[..., Settings], redis: Redis, queue: JobQueue, serve_app: AppServer
 ) -> None:
     """Twenty identical requests at once get the same job id, and the queue holds one job."""
-    app = create_app(make_settings(), redis=redis)
-    async with in_loop_client(app) as client:
-        responses = await asyncio.gather(
-            *(client.post("/summarize", json={"text": GERMAN}) for _ in range(20))
-        )
+    client = await serve_app(create_app(make_settings(), redis=redis))
+    responses = await asyncio.gather(
+        *(client.post("/summarize", json={"text": GERMAN}) for _ in range(20))
+    )
     assert {r.status_code for r in responses} == {202}
     assert len({r.json()["id"] for r in responses}) == 1
     assert await queue.depth() == 1
@@ -627,7 +525,11 @@ async def test_cached_result_is_answered_at_once(
 
 
 async def test_wait_returns_the_result_when_the_job_finishes_in_time(
-    make_settings: Callable[..., Settings], redis: Redis, prefix: str, queue: JobQueue
+    make_settings: Callable[..., Settings],
+    redis: Redis,
+    prefix: str,
+    queue: JobQueue,
+    serve_app: AppServer,
 ) -> None:
     """With ?wait the request answers 200 with the result as soon as the worker finishes."""
     await announce_models(redis, prefix)
@@ -638,13 +540,12 @@ async def test_wait_returns_the_result_when_the_job_finishes_in_time(
         await asyncio.sleep(0.3)
         await finish(queue, key, a_result())
 
-    app = create_app(make_settings(), redis=redis)
-    async with in_loop_client(app) as client:
-        started = time.monotonic()
-        response, _ = await asyncio.gather(
-            client.post("/summarize", params={"wait": 10}, json={"text": GERMAN}), worker()
-        )
-        elapsed = time.monotonic() - started
+    client = await serve_app(create_app(make_settings(), redis=redis))
+    started = time.monotonic()
+    response, _ = await asyncio.gather(
+        client.post("/summarize", params={"wait": 10}, json={"text": GERMAN}), worker()
+    )
+    elapsed = time.monotonic() - started
     assert response.status_code == 200
     assert response.json()["status"] == "succeeded"
     assert response.json()["result"]["cached"] is False
@@ -660,23 +561,26 @@ async def test_wait_gives_up_with_202(client: AsyncTestClient[Litestar]) -> None
 
 
 async def test_events_stream_progress_then_done(
-    make_settings: Callable[..., Settings], redis: Redis, prefix: str, queue: JobQueue
+    make_settings: Callable[..., Settings],
+    redis: Redis,
+    prefix: str,
+    queue: JobQueue,
+    serve_app: AppServer,
 ) -> None:
     """The event stream reports each progress change, then the finished job, then closes."""
-    app = create_app(make_settings(), redis=redis)
-    async with in_loop_client(app) as client:
-        job_id = (await client.post("/summarize", json={"text": GERMAN})).json()["id"]
+    client = await serve_app(create_app(make_settings(), redis=redis))
+    job_id = (await client.post("/summarize", json={"text": GERMAN})).json()["id"]
 
-        async def worker() -> None:
-            await asyncio.sleep(0.4)
-            job = await queue.get(job_id)
-            assert job is not None
-            job.meta["progress"] = {"stage": "translate", "done": 2, "total": 9}
-            await job.update(meta=job.meta, status=Status.ACTIVE)
-            await asyncio.sleep(0.6)
-            await finish(queue, job_id, a_result())
+    async def worker() -> None:
+        await asyncio.sleep(0.4)
+        job = await queue.get(job_id)
+        assert job is not None
+        job.meta["progress"] = {"stage": "translate", "done": 2, "total": 9}
+        await job.update(meta=job.meta, status=Status.ACTIVE)
+        await asyncio.sleep(0.6)
+        await finish(queue, job_id, a_result())
 
-        response, _ = await asyncio.gather(client.get(f"/jobs/{job_id}/events"), worker())
+    response, _ = await asyncio.gather(client.get(f"/jobs/{job_id}/events"), worker())
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
     events = parse_events(response.text)
@@ -956,27 +860,23 @@ async def test_schema_documents_every_endpoint(client: AsyncTestClient[Litestar]
 
 
 async def test_redis_outage_is_503_and_the_api_recovers(
-    make_settings: Callable[..., Settings],
+    make_settings: Callable[..., Settings], redis_servers: RedisServers
 ) -> None:
     """While Redis is down requests get 503 redis_unavailable; once it is back they work again."""
-    port = free_port()
-    app = create_app(make_settings(redis_url=f"redis://127.0.0.1:{port}/0"))
-    server = start_redis_server(port)
-    try:
-        async with AsyncTestClient(app) as client:
-            before = await client.post("/summarize", json={"text": GERMAN})
-            stop_redis_server(server)
-            started = time.monotonic()
-            during = await client.post("/summarize", json={"text": OTHER_GERMAN})
-            job = await client.get(before.headers["location"])
-            elapsed = time.monotonic() - started
-            ready = await client.get("/health/ready")
-            live = await client.get("/health/live")
-            scrape = await client.get("/metrics")
-            server = start_redis_server(port)
-            after = await client.post("/summarize", json={"text": OTHER_GERMAN})
-    finally:
-        stop_redis_server(server)
+    server = redis_servers()
+    app = create_app(make_settings(redis_url=server.url))
+    async with AsyncTestClient(app) as client:
+        before = await client.post("/summarize", json={"text": GERMAN})
+        server.stop()
+        started = time.monotonic()
+        during = await client.post("/summarize", json={"text": OTHER_GERMAN})
+        job = await client.get(before.headers["location"])
+        elapsed = time.monotonic() - started
+        ready = await client.get("/health/ready")
+        live = await client.get("/health/live")
+        scrape = await client.get("/metrics")
+        server.start()
+        after = await client.post("/summarize", json={"text": OTHER_GERMAN})
     assert before.status_code == 202
     for response in (during, job):
         assert_problem(response, 503, "redis_unavailable")
@@ -1010,9 +910,9 @@ def test_the_api_never_imports_torch() -> None:
     """Importing and building the API (language check included) does not load torch."""
     script = (
         "import asyncio, sys\n"
-        "import service.app\n"
+        "import service.api.app\n"
         "from service.settings import Settings\n"
-        "app = service.app.create_app(Settings(_env_file=None))\n"
+        "app = service.api.app.create_app(Settings(_env_file=None))\n"
         "async def main():\n"
         "    async with app.lifespan():\n"
         "        pass\n"
@@ -1020,7 +920,7 @@ def test_the_api_never_imports_torch() -> None:
         "assert 'service.text.language' in sys.modules\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KURZ_")}
+    env = environ_without_kurz()
     completed = subprocess.run(
         [sys.executable, "-c", script],
         cwd=Path(ROOT),

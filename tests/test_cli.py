@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.settings import ROOT
+from tests.processes import environ_without_kurz
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def cli(
     args: list[str], tiny_models_dir: Path, *, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KURZ_")}
+    env = environ_without_kurz()
     env.update(
         KURZ_MODELS="tiny",
         KURZ_TINY_MODELS_DIR=str(tiny_models_dir),

@@ -12,7 +12,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,16 +26,11 @@ import pytest
 from service.dev.devstack import PIDS_FILE_NAME, client_host, curl_command, one_line
 from service.logs import redacted_url
 from service.settings import ROOT
+from tests.processes import environ_without_kurz, free_port
 
 #: Starting the stack imports torch twice and loads two models: slow on a busy 2-core machine.
 READY_TIMEOUT_S = 240
 STOP_TIMEOUT_S = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Run:
@@ -119,7 +113,7 @@ def wait_gone(pids: dict[str, int], timeout: float) -> dict[str, int]:
 @pytest.fixture
 def stack_env(tiny_models_dir: Path) -> Iterator[dict[str, str]]:
     """The environment of `KURZ_MODELS=tiny make run`, isolated from the developer's own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KURZ_")}
+    env = environ_without_kurz()
     env.update(
         KURZ_MODELS="tiny",
         KURZ_TINY_MODELS_DIR=str(tiny_models_dir),

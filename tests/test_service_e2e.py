@@ -18,13 +18,13 @@ from standardwebhooks.webhooks import Webhook
 from service.text.segment import split_sentences
 from service.webhooks import generate_secret
 from tests.processes import (
-    Receiver,
     RedisServer,
     ServiceProcess,
     free_port,
     service_env,
     wait_until_ready,
 )
+from tests.receivers import ThreadedReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -35,7 +35,7 @@ WEBHOOK_SECRET = generate_secret()
 @dataclass
 class Stack:
     redis: RedisServer
-    receiver: Receiver
+    receiver: ThreadedReceiver
     env: dict[str, str]
     base_url: str
     logs: Path
@@ -64,7 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> It
         KURZ_WEBHOOK_ALLOW_HOSTS="127.0.0.1",
         KURZ_WEBHOOK_RETRY_SCHEDULE="0,1,1",
     )
-    receiver = Receiver()
+    receiver = ThreadedReceiver()
     api = ServiceProcess("api", env, logs / "api.log")
     stack = Stack(
         redis=redis,
@@ -130,8 +130,8 @@ def test_every_seed_end_to_end_then_from_the_cache(
     deadline = time.monotonic() + 60
     while not stack.receiver.requests and time.monotonic() < deadline:
         time.sleep(0.2)
-    [(headers, raw)] = stack.receiver.requests
-    event = Webhook(WEBHOOK_SECRET).verify(raw, headers)
+    [received] = stack.receiver.requests
+    event = Webhook(WEBHOOK_SECRET).verify(received.body, received.headers)
     assert event["type"] == "summary.succeeded"
     assert event["data"]["id"] == ids[first]
     assert event["data"]["external_id"] == "seed-0"
@@ -210,8 +210,8 @@ def test_killed_worker_job_is_finished_by_another_worker(stack: Stack, long_arti
     assert stack.receiver.requests, "no webhook arrived"
     verifier = Webhook(WEBHOOK_SECRET)
     ids = set()
-    for headers, body in stack.receiver.requests:
-        event = verifier.verify(body, headers)
+    for received in stack.receiver.requests:
+        event = verifier.verify(received.body, received.headers)
         assert event["type"] == "summary.succeeded"
         data = event["data"]
         assert data["id"] == job_id
@@ -221,7 +221,7 @@ def test_killed_worker_job_is_finished_by_another_worker(stack: Stack, long_arti
         else:
             assert data["external_id"] == "kill-test"
             assert data["result"]["sentences_translated"] == final["result"]["sentences_in"]
-        ids.add(headers["webhook-id"])
+        ids.add(received.headers["webhook-id"])
     assert len(ids) == 1
     deliveries = httpx.get(f"{stack.base_url}/jobs/{job_id}/deliveries", timeout=5).json()
     assert [d["outcome"] for d in deliveries][-1] == "delivered"

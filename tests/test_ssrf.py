@@ -1,28 +1,27 @@
 """The SSRF guard: forbidden callback URLs never produce a connection, allowed ones still work.
 
-Every test that sends traffic sends it to listeners on 127.0.0.1 (or ::1) started here.  The
+Every test that sends traffic sends it to listeners on 127.0.0.1 (or ::1) that it starts.  The
 guarded client's inner transport is a tripwire that records whatever the guard let through and
 refuses to leave loopback, so even a broken guard cannot reach another address.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 import socket
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.ssrf import (
+from service.webhooks import Outcome, WebhookSigner, attempt_delivery, generate_secret, make_client
+from service.webhooks.ssrf import (
     AllowList,
     AllowListError,
     CallbackRefusedError,
@@ -36,66 +35,12 @@ from service.ssrf import (
     resolve_target,
     system_resolver,
 )
-from service.webhooks import Outcome, WebhookSigner, attempt_delivery, generate_secret, make_client
+from tests.receivers import Receiver
+
+if TYPE_CHECKING:
+    from tests.conftest import Receivers
 
 LOOPBACK = AllowList.from_settings(["127.0.0.0/8", "::1"])
-
-
-class Canary:
-    """A TCP listener on loopback that counts connections and answers requests with a 204.
-
-    With ``keep_alive`` it serves any number of requests per connection, as real servers do.
-    """
-
-    def __init__(self, *, keep_alive: bool = False) -> None:
-        self.keep_alive = keep_alive
-        self.connections = 0
-        self.heads: list[str] = []
-        self.port = 0
-        self._servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.connections += 1
-        try:
-            while True:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
-                self.heads.append(head.decode("latin-1"))
-                if not self.keep_alive:
-                    writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-                    await writer.drain()
-                    break
-                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, ssl.SSLError):
-                await writer.wait_closed()
-            self._tasks.discard(task)
-
-    async def start(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=ssl_context)
-        self._servers.append(server)
-        self.port = server.sockets[0].getsockname()[1]
-        # The same port on ::1, where the host has IPv6, so IPv6 forms would be counted too.
-        with contextlib.suppress(OSError):
-            self._servers.append(
-                await asyncio.start_server(self._handle, "::1", self.port, ssl=ssl_context)
-            )
-
-    async def close(self) -> None:
-        for server in self._servers:
-            server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 class Tripwire(httpx.AsyncBaseTransport):
@@ -118,11 +63,9 @@ class Tripwire(httpx.AsyncBaseTransport):
 
 
 @pytest.fixture
-async def canary() -> AsyncIterator[Canary]:
-    listener = Canary()
-    await listener.start()
-    yield listener
-    await listener.close()
+async def canary(receivers: Receivers) -> Receiver:
+    """A loopback listener (127.0.0.1 and ::1, one port) that counts connections, answers 204."""
+    return await receivers(ipv6=True)
 
 
 @pytest.fixture
@@ -191,7 +134,7 @@ FORBIDDEN = [
 
 @pytest.mark.parametrize("template", FORBIDDEN)
 async def test_forbidden_url_is_refused_without_any_connection(
-    template: str, canary: Canary, signer: WebhookSigner
+    template: str, canary: Receiver, signer: WebhookSigner
 ) -> None:
     """A forbidden callback URL fails as refused and nothing, not even a SYN, reaches a socket."""
     url = template.format(port=canary.port)
@@ -221,7 +164,7 @@ async def test_forbidden_url_is_refused_without_any_connection(
     ],
 )
 async def test_odd_loopback_spellings_reach_loopback_when_allowed(
-    template: str, canary: Canary, signer: WebhookSigner
+    template: str, canary: Receiver, signer: WebhookSigner
 ) -> None:
     """The odd spellings really mean 127.0.0.1: allow loopback and they reach the canary."""
     tripwire = Tripwire()
@@ -406,7 +349,7 @@ def fake_resolver(table: dict[str, list[str]]) -> tuple[list[str], Resolver]:
     ],
 )
 async def test_names_resolving_to_forbidden_addresses_are_refused(
-    host: str, answers: list[str], canary: Canary, signer: WebhookSigner
+    host: str, answers: list[str], canary: Receiver, signer: WebhookSigner
 ) -> None:
     """A name is refused when ANY of its addresses is not public; no connection is made."""
     asked, resolver = fake_resolver({host: answers})
@@ -432,7 +375,7 @@ async def test_localhost_resolves_to_loopback_and_is_refused() -> None:
 
 
 async def test_request_goes_to_the_checked_address_with_the_original_host_header(
-    canary: Canary, signer: WebhookSigner
+    canary: Receiver, signer: WebhookSigner
 ) -> None:
     """The connection uses the address that was checked (no second lookup); Host stays the name."""
     asked, resolver = fake_resolver({"receiver.test": ["127.0.0.1"]})
@@ -443,7 +386,7 @@ async def test_request_goes_to_the_checked_address_with_the_original_host_header
     assert outcome.outcome is Outcome.DELIVERED, outcome.record.error
     assert asked == ["receiver.test"]
     assert canary.connections == 1
-    assert f"host: receiver.test:{canary.port}\r\n" in canary.heads[0].lower()
+    assert f"host: receiver.test:{canary.port}\r\n" in canary.requests[0].head.lower()
 
 
 async def test_unresolvable_name_is_a_connection_failure_not_a_refusal(
@@ -461,7 +404,7 @@ async def test_unresolvable_name_is_a_connection_failure_not_a_refusal(
 
 
 async def test_allowlisted_name_may_resolve_to_a_private_address(
-    canary: Canary, signer: WebhookSigner
+    canary: Receiver, signer: WebhookSigner
 ) -> None:
     """An operator-allowed hostname reaches its internal address."""
     _, resolver = fake_resolver({"hooks.internal": ["127.0.0.1"]})
@@ -531,43 +474,39 @@ def tls_contexts(tls_files: tuple[Path, Path]) -> tuple[ssl.SSLContext, ssl.SSLC
 
 @pytest.mark.parametrize(("name", "delivered"), [("receiver.test", True), ("other.test", False)])
 async def test_tls_verifies_the_certificate_against_the_url_name(
-    tls_files: tuple[Path, Path], signer: WebhookSigner, name: str, delivered: bool
+    tls_files: tuple[Path, Path],
+    signer: WebhookSigner,
+    name: str,
+    delivered: bool,
+    receivers: Receivers,
 ) -> None:
     """Over real TLS to the checked IP, the certificate must match the URL's hostname."""
     server_context, client_context = tls_contexts(tls_files)
-    canary = Canary()
-    await canary.start(server_context)
-    try:
-        _, resolver = fake_resolver({name: ["127.0.0.1"]})
-        allow = AllowList(["127.0.0.1"])
-        async with make_client(allow, 2.0, resolver=resolver, verify=client_context) as client:
-            url = f"https://{name}:{canary.port}/hook"
-            outcome = await attempt_delivery(client, url, "msg_1", b"{}", signer, timeout_s=2.0)
-    finally:
-        await canary.close()
+    canary = await receivers(ipv6=True, ssl_context=server_context)
+    _, resolver = fake_resolver({name: ["127.0.0.1"]})
+    allow = AllowList(["127.0.0.1"])
+    async with make_client(allow, 2.0, resolver=resolver, verify=client_context) as client:
+        url = f"https://{name}:{canary.port}/hook"
+        outcome = await attempt_delivery(client, url, "msg_1", b"{}", signer, timeout_s=2.0)
     assert (outcome.outcome is Outcome.DELIVERED) is delivered, outcome.record.error
     if not delivered:
         assert outcome.record.error is not None and "certificate" in outcome.record.error.lower()
 
 
 async def test_tls_connection_for_one_name_is_not_reused_for_another(
-    tls_files: tuple[Path, Path],
+    tls_files: tuple[Path, Path], receivers: Receivers
 ) -> None:
     """Two names on one IP: a kept-alive TLS connection verified for one never carries the other."""
     server_context, client_context = tls_contexts(tls_files)
-    canary = Canary(keep_alive=True)
-    await canary.start(server_context)
-    try:
-        _, resolver = fake_resolver({"receiver.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
-        allow = AllowList(["127.0.0.1"])
-        async with make_client(allow, 2.0, resolver=resolver, verify=client_context) as client:
-            first = await client.post(f"https://receiver.test:{canary.port}/", content=b"{}")
-            assert first.status_code == 204
-            with pytest.raises(httpx.ConnectError, match="certificate"):
-                await client.post(f"https://other.test:{canary.port}/", content=b"{}")
-    finally:
-        await canary.close()
-    assert len(canary.heads) == 1
+    canary = await receivers(keep_alive=True, ipv6=True, ssl_context=server_context)
+    _, resolver = fake_resolver({"receiver.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    allow = AllowList(["127.0.0.1"])
+    async with make_client(allow, 2.0, resolver=resolver, verify=client_context) as client:
+        first = await client.post(f"https://receiver.test:{canary.port}/", content=b"{}")
+        assert first.status_code == 204
+        with pytest.raises(httpx.ConnectError, match="certificate"):
+            await client.post(f"https://other.test:{canary.port}/", content=b"{}")
+    assert len(canary.requests) == 1
 
 
 @pytest.mark.parametrize(
@@ -581,7 +520,7 @@ def test_credentials_in_the_url_are_refused(url: str) -> None:
 
 
 async def test_credentials_trick_is_refused_even_with_loopback_allowed(
-    canary: Canary, signer: WebhookSigner
+    canary: Receiver, signer: WebhookSigner
 ) -> None:
     """``http://public.example@127.0.0.1/`` is refused for its userinfo, not just its address."""
     tripwire = Tripwire()

@@ -1,33 +1,31 @@
 """Webhook deliveries against real HTTP receivers on loopback, and the delivery log in Redis.
 
-Receivers are tiny HTTP/1.1 servers on 127.0.0.1 started per test; the client is the guarded
-one from ``make_client`` with 127.0.0.1 allow-listed, so the SSRF guard stays in the path.
+Receivers (``tests/receivers.py``) are tiny HTTP/1.1 servers on 127.0.0.1 started per test by the
+``receivers`` fixture; the client is the guarded one from ``make_client`` with 127.0.0.1
+allow-listed, so the SSRF guard stays in the path.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import datetime as dt
 import email.utils
 import hashlib
 import hmac
 import random
 import socket
-import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
 import pytest
-import redis.exceptions
 from redis.asyncio import Redis
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from service.ssrf import AllowList
+from service.constants import Keys
+from service.errors import WebhookConfigError
 from service.webhooks import (
     MAX_EVENT_BYTES,
     AttemptOutcome,
@@ -36,7 +34,6 @@ from service.webhooks import (
     DeliveryLog,
     DeliveryStatus,
     Outcome,
-    WebhookConfigError,
     WebhookSigner,
     attempt_delivery,
     build_event,
@@ -45,119 +42,15 @@ from service.webhooks import (
     next_delay,
     parse_retry_after,
 )
+from service.webhooks.ssrf import AllowList
+from tests.receivers import Reply
 
-TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+if TYPE_CHECKING:
+    from tests.conftest import Receivers
+
 LOOPBACK_ONLY = AllowList(["127.0.0.1"])
 SECRET = generate_secret()
 SHORT_SCHEDULE = [0.0, 0.05, 0.05]
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Reply:
-    status: int = 204
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    delay_s: float = 0.0
-    #: Stream the body as ``chunks`` chunks of ``chunk_size`` bytes, ``chunk_interval_s`` apart.
-    chunks: int = 0
-    chunk_size: int = 0
-    chunk_interval_s: float = 0.0
-
-
-class Receiver:
-    """A minimal HTTP/1.1 server on 127.0.0.1 that records requests and answers from a script.
-
-    ``script(n)`` gives the reply to the n-th request (0-based).
-    """
-
-    def __init__(self, script: Callable[[int], Reply] = lambda n: Reply()) -> None:
-        self.script = script
-        self.requests: list[Received] = []
-        self.connections = 0
-        self.bytes_streamed = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    async def start(self) -> Receiver:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        self.connections += 1
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            request_line, *header_lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = request_line.split(" ", 2)
-            headers = {}
-            for line in header_lines:
-                if line:
-                    name, _, value = line.partition(":")
-                    headers[name.strip().lower()] = value.strip()
-            body = await reader.readexactly(int(headers.get("content-length", "0")))
-            reply = self.script(len(self.requests))
-            self.requests.append(Received(method, path, headers, body))
-            await asyncio.sleep(reply.delay_s)
-            status_line = f"HTTP/1.1 {reply.status} X\r\n"
-            extra = "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
-            if reply.chunks:
-                writer.write(f"{status_line}{extra}Transfer-Encoding: chunked\r\n\r\n".encode())
-                chunk = b"x" * reply.chunk_size
-                for _ in range(reply.chunks):  # until done or the client hangs up
-                    writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                    await writer.drain()
-                    self.bytes_streamed += len(chunk)
-                    await asyncio.sleep(reply.chunk_interval_s)
-            else:
-                length = f"Content-Length: {len(reply.body)}\r\nConnection: close\r\n\r\n"
-                writer.write(f"{status_line}{extra}{length}".encode() + reply.body)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-            self._tasks.discard(task)
-
-
-@pytest.fixture
-async def receivers() -> AsyncIterator[Callable[..., Any]]:
-    """Start receivers on demand; all are closed at the end of the test."""
-    started: list[Receiver] = []
-
-    async def start(script: Callable[[int], Reply] = lambda n: Reply()) -> Receiver:
-        receiver = await Receiver(script).start()
-        started.append(receiver)
-        return receiver
-
-    yield start
-    for receiver in started:
-        await receiver.close()
 
 
 @pytest.fixture
@@ -212,12 +105,12 @@ async def run_delivery(
 
 
 async def test_delivery_verifies_with_the_receiver_side_library(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """A receiver using the standardwebhooks library verifies what we send and gets the event."""
     receiver = await receivers()
     body = build_event("summary.succeeded", job_view(summary="Kurz."), link="https://k/jobs/job-1")
-    outcome = await attempt_delivery(client, receiver.url(), "msg_abc", body, signer, timeout_s=2.0)
+    outcome = await attempt_delivery(client, receiver.url, "msg_abc", body, signer, timeout_s=2.0)
     assert outcome.outcome is Outcome.DELIVERED
     assert outcome.record.status_code == 204
     (request,) = receiver.requests
@@ -243,12 +136,12 @@ def test_signature_is_hmac_sha256_over_id_timestamp_and_body(signer: WebhookSign
 
 
 async def test_tampered_body_fails_verification(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """Changing one byte of a delivered body makes verification fail at the receiver."""
     receiver = await receivers()
     body = build_event("summary.succeeded", job_view(), link="https://k/jobs/job-1")
-    await attempt_delivery(client, receiver.url(), "msg_t", body, signer, timeout_s=2.0)
+    await attempt_delivery(client, receiver.url, "msg_t", body, signer, timeout_s=2.0)
     (request,) = receiver.requests
     Webhook(SECRET).verify(request.body, request.headers)
     tampered = request.body.replace(b"succeeded", b"succeedeD")
@@ -331,7 +224,7 @@ def test_event_body_has_type_utc_timestamp_and_data() -> None:
 
 
 async def test_large_result_is_sent_as_a_link(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """A 300 KiB result is replaced by id, status and a link; the small body still verifies."""
     receiver = await receivers()
@@ -339,7 +232,7 @@ async def test_large_result_is_sent_as_a_link(
     link = "https://kurz.example/jobs/job-1"
     body = build_event("summary.succeeded", data, link=link)
     assert len(body) <= MAX_EVENT_BYTES
-    outcome = await attempt_delivery(client, receiver.url(), "msg_l", body, signer, timeout_s=2.0)
+    outcome = await attempt_delivery(client, receiver.url, "msg_l", body, signer, timeout_s=2.0)
     assert outcome.outcome is Outcome.DELIVERED
     payload = Webhook(SECRET).verify(receiver.requests[0].body, receiver.requests[0].headers)
     assert payload["data"] == {
@@ -365,11 +258,11 @@ def test_body_just_under_the_limit_is_sent_whole() -> None:
 
 
 async def test_receiver_failing_twice_gets_three_attempts_with_one_webhook_id(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """Retries reuse the webhook-id (so receivers can de-duplicate) and stop at the first 2xx."""
     receiver = await receivers(lambda n: Reply(500 if n < 2 else 200))
-    delivery = Delivery(job_id="job-1", url=receiver.url(), event_type="summary.succeeded")
+    delivery = Delivery(job_id="job-1", url=receiver.url, event_type="summary.succeeded")
     body = build_event("summary.succeeded", job_view(), link="https://k/jobs/job-1")
     outcomes = await run_delivery(client, delivery, body, signer, SHORT_SCHEDULE)
     assert [o.record.status_code for o in outcomes] == [500, 500, 200]
@@ -399,11 +292,11 @@ def test_delivery_state_survives_a_round_trip_through_json() -> None:
 
 
 async def test_410_stops_retries(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """A 410 Gone ends the delivery after one attempt, with the endpoint marked gone."""
     receiver = await receivers(lambda n: Reply(410))
-    delivery = Delivery(job_id="job-1", url=receiver.url(), event_type="summary.succeeded")
+    delivery = Delivery(job_id="job-1", url=receiver.url, event_type="summary.succeeded")
     outcomes = await run_delivery(client, delivery, b"{}", signer, SHORT_SCHEDULE)
     assert [o.outcome for o in outcomes] == [Outcome.GONE]
     assert len(receiver.requests) == 1
@@ -411,11 +304,11 @@ async def test_410_stops_retries(
 
 
 async def test_exhausted_schedule_marks_the_delivery_failed(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """An endpoint that keeps failing gets one attempt per schedule entry, then it is failed."""
     receiver = await receivers(lambda n: Reply(500, body=b"database is down"))
-    delivery = Delivery(job_id="job-1", url=receiver.url(), event_type="summary.failed")
+    delivery = Delivery(job_id="job-1", url=receiver.url, event_type="summary.failed")
     outcomes = await run_delivery(client, delivery, b"{}", signer, SHORT_SCHEDULE)
     assert len(outcomes) == len(receiver.requests) == len(SHORT_SCHEDULE)
     assert delivery.status is DeliveryStatus.FAILED
@@ -425,11 +318,11 @@ async def test_exhausted_schedule_marks_the_delivery_failed(
 
 
 async def test_timeout_is_a_failed_attempt(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """A receiver slower than the timeout costs one failed attempt, bounded by the timeout."""
     receiver = await receivers(lambda n: Reply(200, delay_s=3.0))
-    outcome = await attempt_delivery(client, receiver.url(), "msg_s", b"{}", signer, timeout_s=0.3)
+    outcome = await attempt_delivery(client, receiver.url, "msg_s", b"{}", signer, timeout_s=0.3)
     assert outcome.outcome is Outcome.FAILED
     assert outcome.record.status_code is None
     assert outcome.record.error == "timed out after 0.3 s"
@@ -437,12 +330,14 @@ async def test_timeout_is_a_failed_attempt(
 
 
 async def test_redirect_is_not_followed(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """A 302 is a failed attempt; the redirect target never sees a request."""
     target = await receivers()
-    receiver = await receivers(lambda n: Reply(302, headers={"Location": target.url("/stolen")}))
-    outcome = await attempt_delivery(client, receiver.url(), "msg_r", b"{}", signer, timeout_s=2.0)
+    receiver = await receivers(
+        lambda n: Reply(302, headers={"Location": target.url_for("/stolen")})
+    )
+    outcome = await attempt_delivery(client, receiver.url, "msg_r", b"{}", signer, timeout_s=2.0)
     assert outcome.outcome is Outcome.FAILED
     assert outcome.record.status_code == 302
     assert outcome.record.error is not None and "not followed" in outcome.record.error
@@ -453,39 +348,39 @@ async def test_redirect_is_not_followed(
 @pytest.mark.parametrize("status", [301, 400, 404, 429, 500, 502, 503])
 async def test_other_statuses_are_failed_attempts(
     status: int,
-    receivers: Callable[..., Any],
+    receivers: Receivers,
     client: httpx.AsyncClient,
     signer: WebhookSigner,
 ) -> None:
     """3xx, 4xx other than 410, and 5xx are failed attempts that the schedule retries."""
     receiver = await receivers(lambda n: Reply(status))
-    outcome = await attempt_delivery(client, receiver.url(), "msg_1", b"{}", signer, timeout_s=2.0)
+    outcome = await attempt_delivery(client, receiver.url, "msg_1", b"{}", signer, timeout_s=2.0)
     assert outcome.outcome is Outcome.FAILED
     assert outcome.record.status_code == status
     assert outcome.retry_after is None
-    delivery = Delivery(job_id="j", url=receiver.url(), event_type="summary.succeeded")
+    delivery = Delivery(job_id="j", url=receiver.url, event_type="summary.succeeded")
     assert delivery.advance(outcome, [0, 5, 300], rng=random.Random(1)) is not None
 
 
 async def test_retry_after_on_503_is_honoured(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """A 503 with Retry-After delays the next attempt by at least that long."""
     receiver = await receivers(lambda n: Reply(503, headers={"Retry-After": "7"}))
-    outcome = await attempt_delivery(client, receiver.url(), "msg_1", b"{}", signer, timeout_s=2.0)
+    outcome = await attempt_delivery(client, receiver.url, "msg_1", b"{}", signer, timeout_s=2.0)
     assert outcome.retry_after == 7.0
-    delivery = Delivery(job_id="j", url=receiver.url(), event_type="summary.succeeded")
+    delivery = Delivery(job_id="j", url=receiver.url, event_type="summary.succeeded")
     assert delivery.advance(outcome, SHORT_SCHEDULE) == 7.0
 
 
 async def test_retry_after_date_on_429_is_honoured(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """A 429 whose Retry-After is an HTTP date waits until about that date."""
     when = dt.datetime.now(tz=dt.UTC) + dt.timedelta(seconds=120)
     header = email.utils.format_datetime(when, usegmt=True)
     receiver = await receivers(lambda n: Reply(429, headers={"Retry-After": header}))
-    outcome = await attempt_delivery(client, receiver.url(), "msg_1", b"{}", signer, timeout_s=2.0)
+    outcome = await attempt_delivery(client, receiver.url, "msg_1", b"{}", signer, timeout_s=2.0)
     assert outcome.retry_after is not None and 115 <= outcome.retry_after <= 120
 
 
@@ -503,12 +398,12 @@ async def test_connection_refused_is_a_failed_attempt(
 
 
 async def test_endless_response_body_is_cut_off(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """An endless error body cannot hold the worker: reading stops after 64 KiB."""
     endless = Reply(500, chunks=10_000, chunk_size=16 * 1024, chunk_interval_s=0.01)
     receiver = await receivers(lambda n: endless)
-    outcome = await attempt_delivery(client, receiver.url(), "msg_1", b"{}", signer, timeout_s=3.0)
+    outcome = await attempt_delivery(client, receiver.url, "msg_1", b"{}", signer, timeout_s=3.0)
     assert outcome.record.status_code == 500
     assert outcome.record.latency_ms < 1500
     assert outcome.record.error is not None and len(outcome.record.error) < 250
@@ -517,37 +412,37 @@ async def test_endless_response_body_is_cut_off(
 
 
 async def test_dripping_receiver_is_cut_off_at_the_timeout(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """The timeout bounds the whole attempt, not each read: a byte every 50 ms cannot stall it."""
     drip = Reply(500, chunks=200, chunk_size=1, chunk_interval_s=0.05)
     receiver = await receivers(lambda n: drip)
-    outcome = await attempt_delivery(client, receiver.url(), "msg_1", b"{}", signer, timeout_s=0.5)
+    outcome = await attempt_delivery(client, receiver.url, "msg_1", b"{}", signer, timeout_s=0.5)
     assert outcome.outcome is Outcome.FAILED
     assert outcome.record.status_code == 500
     assert 450 <= outcome.record.latency_ms < 2000
 
 
 async def test_2xx_counts_at_the_status_line(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """A 2xx is delivered as soon as it arrives; a slow or endless success body is not awaited."""
     slow = Reply(200, chunks=200, chunk_size=1, chunk_interval_s=0.05)
     receiver = await receivers(lambda n: slow)
-    outcome = await attempt_delivery(client, receiver.url(), "msg_1", b"{}", signer, timeout_s=2.0)
+    outcome = await attempt_delivery(client, receiver.url, "msg_1", b"{}", signer, timeout_s=2.0)
     assert outcome.outcome is Outcome.DELIVERED
     assert outcome.record.latency_ms < 1000
 
 
 async def test_record_keeps_no_query_string(
-    receivers: Callable[..., Any], client: httpx.AsyncClient, signer: WebhookSigner
+    receivers: Receivers, client: httpx.AsyncClient, signer: WebhookSigner
 ) -> None:
     """Tokens in the callback's query string stay out of the stored attempt record."""
     receiver = await receivers()
-    url = receiver.url("/hook?token=s3cret")
+    url = receiver.url_for("/hook?token=s3cret")
     outcome = await attempt_delivery(client, url, "msg_1", b"{}", signer, timeout_s=2.0)
     assert receiver.requests[0].path == "/hook?token=s3cret"
-    assert outcome.record.endpoint == receiver.url("/hook")
+    assert outcome.record.endpoint == receiver.url_for("/hook")
     assert dt.datetime.fromisoformat(outcome.record.at).utcoffset() == dt.timedelta(0)
 
 
@@ -608,25 +503,9 @@ def test_parse_retry_after_future_date() -> None:
 
 
 @pytest.fixture
-async def redis_client() -> AsyncIterator[Redis]:
-    client = Redis.from_url(TEST_REDIS_URL)
-    try:
-        await client.ping()  # type: ignore[misc]
-    except (redis.exceptions.ConnectionError, OSError) as exc:
-        await client.aclose()
-        pytest.skip(f"no Redis at {TEST_REDIS_URL}: {exc}")
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def delivery_log(redis_client: Redis) -> AsyncIterator[DeliveryLog]:
-    """A log under a prefix of its own; only that prefix's keys are deleted afterwards."""
-    prefix = f"test-{uuid.uuid4().hex}"
-    yield DeliveryLog(redis_client, prefix)
-    keys = [key async for key in redis_client.scan_iter(match=f"{prefix}:*")]
-    if keys:
-        await redis_client.delete(*keys)
+def delivery_log(redis: Redis, prefix: str) -> DeliveryLog:
+    """A log under this test's own prefix (whose keys are deleted afterwards)."""
+    return DeliveryLog(redis, Keys(prefix))
 
 
 def record(attempt: int, outcome: Outcome = Outcome.FAILED) -> AttemptRecord:
@@ -644,7 +523,7 @@ def record(attempt: int, outcome: Outcome = Outcome.FAILED) -> AttemptRecord:
 
 @pytest.mark.redis
 async def test_delivery_log_keeps_attempts_per_job_for_30_days(
-    delivery_log: DeliveryLog, redis_client: Redis
+    delivery_log: DeliveryLog, redis: Redis
 ) -> None:
     """Attempts come back in order, per job, under <prefix>:deliveries:<job> with a 30-day TTL."""
     await delivery_log.append("job-a", record(1))
@@ -653,9 +532,9 @@ async def test_delivery_log_keeps_attempts_per_job_for_30_days(
     assert await delivery_log.list("job-a") == [record(1), record(2, Outcome.DELIVERED)]
     assert await delivery_log.list("job-b") == [record(1)]
     assert await delivery_log.list("job-none") == []
-    key = f"{delivery_log.prefix}:deliveries:job-a"
+    key = f"{delivery_log.keys.prefix}:deliveries:job-a"
     assert delivery_log.key("job-a") == key
-    ttl = await redis_client.ttl(key)
+    ttl = await redis.ttl(key)
     assert 29 * 24 * 3600 < ttl <= 30 * 24 * 3600
 
 
@@ -673,7 +552,7 @@ async def test_gone_marks_are_stored_and_cleared(delivery_log: DeliveryLog) -> N
 
 @pytest.mark.redis
 async def test_retried_delivery_is_logged_attempt_by_attempt(
-    receivers: Callable[..., Any],
+    receivers: Receivers,
     client: httpx.AsyncClient,
     signer: WebhookSigner,
     delivery_log: DeliveryLog,
@@ -681,8 +560,8 @@ async def test_retried_delivery_is_logged_attempt_by_attempt(
     """A full retried delivery leaves one record per attempt; a 410 leaves a gone mark."""
     flaky = await receivers(lambda n: Reply(503 if n == 0 else 200))
     gone = await receivers(lambda n: Reply(410))
-    first = Delivery(job_id="job-1", url=flaky.url(), event_type="summary.succeeded")
-    second = Delivery(job_id="job-1", url=gone.url(), event_type="summary.succeeded")
+    first = Delivery(job_id="job-1", url=flaky.url, event_type="summary.succeeded")
+    second = Delivery(job_id="job-1", url=gone.url, event_type="summary.succeeded")
     await run_delivery(client, first, b"{}", signer, SHORT_SCHEDULE, log=delivery_log)
     await run_delivery(client, second, b"{}", signer, SHORT_SCHEDULE, log=delivery_log)
     records = await delivery_log.list("job-1")
@@ -691,5 +570,5 @@ async def test_retried_delivery_is_logged_attempt_by_attempt(
         (first.msg_id, 2, 200, Outcome.DELIVERED),
         (second.msg_id, 1, 410, Outcome.GONE),
     ]
-    assert await delivery_log.is_gone(gone.url())
-    assert not await delivery_log.is_gone(flaky.url())
+    assert await delivery_log.is_gone(gone.url)
+    assert not await delivery_log.is_gone(flaky.url)

@@ -28,19 +28,18 @@ from standardwebhooks.webhooks import Webhook
 
 from service.webhooks import generate_secret
 from tests.processes import (
-    Receiver,
     RedisServer,
     ServiceProcess,
     free_port,
     service_env,
     wait_until_ready,
 )
+from tests.receivers import ThreadedReceiver
 
 SOAK = os.environ.get("KURZ_SOAK", "") not in ("", "0")
 PREFIX = "kurz"
 #: SAQ's keys for the queue named after the prefix.
 QUEUED_KEY = f"saq:{PREFIX}:queued"
-ACTIVE_KEY = f"saq:{PREFIX}:active"
 WORKER_INFO_PATTERN = f"saq:{PREFIX}:worker_info:*"
 TERMINAL = {"complete", "failed", "aborted"}
 
@@ -163,7 +162,7 @@ class Stack:
     root: Path
     redis: RedisServer
     env: dict[str, str]
-    receiver: Receiver
+    receiver: ThreadedReceiver
     secret: str
     apis: list[tuple[ServiceProcess, str]] = field(default_factory=list)
     workers: list[ServiceProcess] = field(default_factory=list)
@@ -287,8 +286,8 @@ class Stack:
     def events(self) -> list[tuple[str, dict[str, Any]]]:
         """Every webhook received so far, its signature checked: (webhook-id, event)."""
         return [
-            (headers["webhook-id"], verified(self.secret, headers, body))
-            for headers, body in list(self.receiver.requests)
+            (request.headers["webhook-id"], verified(self.secret, request.headers, request.body))
+            for request in list(self.receiver.requests)
         ]
 
     def logs(self) -> str:
@@ -343,7 +342,7 @@ def stack_factory(tmp_path: Path, tiny_models_dir: Path) -> Iterator[Callable[..
             root=root,
             redis=redis,
             env=service_env(redis.url, tiny_models_dir, **settings),
-            receiver=Receiver(),
+            receiver=ThreadedReceiver(),
             secret=secret,
         )
         stacks.append(stack)  # before anything can fail: the teardown stops what started

@@ -14,34 +14,31 @@ Only loopback traffic: the Redis servers listen on 127.0.0.1, the API runs in-pr
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import httpx
 import pytest
 import redis as redis_sync
 import yaml
-from litestar import Litestar
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.app import create_app
+from service.api.app import create_app
 from service.settings import ROOT, Settings
-from service.ssrf import AllowList, CallbackRefusedError, check_url
-from service.webhooks import generate_secret
+from service.webhooks.ssrf import AllowList, CallbackRefusedError, check_url
+from tests.processes import free_port
 from tests.test_ssrf import FORBIDDEN
 
+if TYPE_CHECKING:
+    from tests.conftest import AppServer
+
 COMPOSE = ROOT / "docker-compose.yml"
-TEST_REDIS_URL = "redis://127.0.0.1:6379/14"
 #: ``${NAME}``, ``${NAME:?message}``, ``${NAME?message}``, ``${NAME:-default}``, ``${NAME-dflt}``.
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[?-])(?P<arg>[^}]*))?\}")
 
@@ -108,12 +105,6 @@ def test_compose_redis_publishes_no_port_and_requires_a_password_from_the_env(
 
 
 # --- a real redis-server started the compose way --------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -212,54 +203,27 @@ def test_ssrf_table_is_substantial_and_every_entry_is_refused_by_the_guard(
     figures("ssrf-table", forbidden_urls=len(FORBIDDEN), refused_by_check_url=len(FORBIDDEN))
 
 
-@pytest.fixture
-async def redis_db() -> AsyncIterator[Redis]:
-    client = Redis.from_url(TEST_REDIS_URL)
-    try:
-        await client.ping()
-    except (RedisConnectionError, OSError):
-        await client.aclose()
-        pytest.skip(f"needs Redis at {TEST_REDIS_URL}")
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def api_prefix(redis_db: Redis) -> AsyncIterator[str]:
-    prefix = f"test-exposure-{uuid.uuid4().hex}"
-    yield prefix
-    for pattern in (f"{prefix}:*", f"saq:{prefix}:*", f"saq:job:{prefix}:*"):
-        keys = [key async for key in redis_db.scan_iter(match=pattern, count=500)]
-        if keys:
-            await redis_db.delete(*keys)
-
-
 @pytest.mark.redis
 async def test_api_refuses_every_forbidden_callback_before_queueing(
-    redis_db: Redis, api_prefix: str, monkeypatch: pytest.MonkeyPatch, figures: Figures
+    redis: Redis,
+    prefix: str,
+    make_settings: Callable[..., Settings],
+    figures: Figures,
+    serve_app: AppServer,
 ) -> None:
     """POST /summarize with any URL of the SSRF table is 422 callback_url_refused, no job made."""
-    for name in list(os.environ):
-        if name.startswith("KURZ_"):  # e.g. a developer's KURZ_WEBHOOK_ALLOW_HOSTS
-            monkeypatch.delenv(name)
-    settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        redis_url=TEST_REDIS_URL,
-        key_prefix=api_prefix,
-        webhook_secret=generate_secret(),
-    )
-    app: Litestar = create_app(settings)
-    transport = httpx.ASGITransport(app=cast("Any", app))
+    # make_settings runs the test without the shell's KURZ_ variables (a developer's
+    # KURZ_WEBHOOK_ALLOW_HOSTS, say).
+    client = await serve_app(create_app(make_settings()))
     text = "Die Regierung hat am Montag in Berlin ein neues Gesetz zum Klimaschutz beschlossen."
     codes: dict[str, int] = {}
-    async with app.lifespan(), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        for template in FORBIDDEN:
-            url = template.format(port=8080)
-            response = await c.post("/summarize", json={"text": text, "callback_url": url})
-            assert response.status_code == 422, (url, response.text)
-            body = response.json()
-            codes[body["code"]] = codes.get(body["code"], 0) + 1
-            assert body["code"] == "callback_url_refused", (url, body)
-    leftovers = [key async for key in redis_db.scan_iter(match=f"saq:{api_prefix}:*", count=500)]
+    for template in FORBIDDEN:
+        url = template.format(port=8080)
+        response = await client.post("/summarize", json={"text": text, "callback_url": url})
+        assert response.status_code == 422, (url, response.text)
+        body = response.json()
+        codes[body["code"]] = codes.get(body["code"], 0) + 1
+        assert body["code"] == "callback_url_refused", (url, body)
+    leftovers = [key async for key in redis.scan_iter(match=f"saq:{prefix}:*", count=500)]
     assert leftovers == [], "a refused callback must not create a job"
     figures("ssrf-api", forbidden_urls=len(FORBIDDEN), answers=codes, jobs_created=0)

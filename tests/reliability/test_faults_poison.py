@@ -7,7 +7,7 @@ job, would).  In the worker the sentence cache cannot encode it (``UnicodeEncode
 is not an ``InputError``, so the job is retried like any unexpected failure.  Without the cache,
 the tokenizer rejects it inside the translation scheduler; the in-process tests below pin that
 down: the failure reaches the one article at once (it used to leave every article in that batch
-waiting for ever) and no other article.
+waiting until its job timed out, five minutes or more) and no other article.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from service.constants import Keys
 from service.errors import InputError
 from service.nlp.batching import InferenceScheduler
+from service.nlp.loading import ModelRef
 from service.queue import JobPayload, JobQueue
 from tests.reliability.conftest import PREFIX, Figures, StackFactory, article, describe, sized
 
@@ -124,6 +125,7 @@ def test_poison_article_is_retried_then_failed_and_announced_while_others_succee
 class FussyEngine:
     """A translation engine that cannot tokenize lone surrogates, and fails batches on demand."""
 
+    ref = ModelRef("fussy", "test", "none", "none")
     max_source_tokens = 64
 
     def __init__(self) -> None:

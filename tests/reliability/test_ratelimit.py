@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from service.ratelimit import WINDOW_S
+from service.api.ratelimit import WINDOW_S
 from tests.reliability.conftest import Figures, StackFactory, describe, sized
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]

@@ -1,6 +1,6 @@
 """The API keeps its OpenAPI contract under fuzzing: no server errors, every response as documented.
 
-Schemathesis reads ``GET /schema`` of :func:`service.app.create_app` and generates requests for
+Schemathesis reads ``GET /schema`` of :func:`service.api.app.create_app` and generates requests for
 every operation, schema-valid ("positive") and schema-invalid ("negative"), sent straight into
 the ASGI app (no socket) which runs against a real Redis (DB 14, a key prefix of this run's own,
 its keys deleted afterwards).  Per operation: 100 cases by default, 1,000 with ``KURZ_SOAK=1``
@@ -52,19 +52,18 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.app import create_app
-from service.cache import ResultCache
+from service.api.app import create_app
 from service.constants import Keys
-from service.notify import Notifier
 from service.queue import JobPayload, JobQueue, Status, view_of
 from service.schemas import AlignedSentence, ModelInfo, Result
 from service.settings import Settings
-from service.webhooks import AttemptRecord, Outcome, generate_secret
+from service.store.cache import ResultCache
+from service.webhooks import AttemptRecord, Outcome
+from service.webhooks.notifier import Notifier
 
 pytestmark = pytest.mark.redis
 
 SOAK = os.environ.get("KURZ_SOAK", "") not in ("", "0")
-TEST_REDIS_URL = "redis://127.0.0.1:6379/14"
 POSITIVE_CASES = 600 if SOAK else 60
 NEGATIVE_CASES = 400 if SOAK else 40
 #: ``?wait=`` holds a request up to 60 s for a job no worker here will run: fuzzed values in
@@ -109,8 +108,8 @@ class Target:
     """Seeded job ids by the state they were put in."""
 
 
-async def _delete_prefix(prefix: str) -> int:
-    client = Redis.from_url(TEST_REDIS_URL)
+async def _delete_prefix(redis_url: str, prefix: str) -> int:
+    client = Redis.from_url(redis_url)
     try:
         deleted = 0
         for pattern in (f"{prefix}:*", f"saq:{prefix}:*", f"saq:job:{prefix}:*"):
@@ -122,33 +121,11 @@ async def _delete_prefix(prefix: str) -> int:
         await client.aclose()
 
 
-async def _redis_available() -> bool:
-    client = Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1)
-    try:
-        await client.ping()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "skip"
-        return False
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(scope="module")
-def target() -> Iterator[Target]:
+def target(redis_url: str, settings_for: Callable[..., Settings]) -> Iterator[Target]:
     """The app on a fresh key prefix, a live worker heartbeat, seeded jobs, and its schema."""
-    if not asyncio.run(_redis_available()):
-        pytest.skip(f"needs Redis at {TEST_REDIS_URL}")
     prefix = f"test-schema-{uuid.uuid4().hex}"
-    with pytest.MonkeyPatch.context() as env:
-        for name in list(os.environ):
-            if name.startswith("KURZ_"):
-                env.delenv(name)
-        app_settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            redis_url=TEST_REDIS_URL,
-            key_prefix=prefix,
-            webhook_secret=generate_secret(),
-        )
+    app_settings = settings_for(prefix)
     try:
         jobs = asyncio.run(_seed(app_settings))
         schema = schemathesis.openapi.from_asgi("/schema", create_app(app_settings))
@@ -156,7 +133,7 @@ def target() -> Iterator[Target]:
     finally:
         with contextlib.suppress(Exception):
             shutdown_lifespans()  # the app's lifespan runs on schemathesis' own loop thread
-        asyncio.run(_delete_prefix(prefix))
+        asyncio.run(_delete_prefix(redis_url, prefix))
 
 
 MODELS = {
@@ -189,7 +166,7 @@ def a_result() -> Result:
 
 async def _seed(app_settings: Settings) -> dict[str, str]:
     """Jobs in every state a client can meet, written the way the API and a worker write them."""
-    redis = Redis.from_url(TEST_REDIS_URL)
+    redis = Redis.from_url(app_settings.redis_url)
     keys = Keys(app_settings.key_prefix)
     queue = JobQueue(redis, keys)
     results = ResultCache(redis, keys, 3600)

@@ -23,18 +23,14 @@ import structlog
 from redis.asyncio import Redis
 
 from service.constants import JOB_RECORD_TTL_S, Keys
+from service.errors import WebhookConfigError
 from service.queue import JobQueue
 from service.schemas import JobStatus, JobView
-from service.webhooks import (
-    Delivery,
-    DeliveryLog,
-    DeliveryStatus,
-    EventType,
-    WebhookSigner,
-    attempt_delivery,
-    build_event,
-    next_delay,
-)
+from service.settings import Settings
+from service.webhooks.delivery import Delivery, DeliveryStatus, attempt_delivery, next_delay
+from service.webhooks.events import EventType, build_event
+from service.webhooks.log import DeliveryLog
+from service.webhooks.signing import WebhookSigner
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +80,29 @@ class Notifier:
         self.public_url = public_url.rstrip("/")
         self.signer = signer
         self.timeout_s = timeout_s
-        self.log = DeliveryLog(redis, keys.prefix)
+        self.log = DeliveryLog(redis, keys)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, redis: Redis, queue: JobQueue, *, signing: bool
+    ) -> Notifier:
+        """The notifier of a deployment.  The API only schedules deliveries (``signing``
+        False); workers sign and send them, and refuse to start with endpoints but no secret."""
+        signer = None
+        if signing and settings.webhook_secret:
+            signer = WebhookSigner.from_setting(settings.webhook_secret)
+        if signing and settings.webhook_endpoints and signer is None:
+            raise WebhookConfigError("KURZ_WEBHOOK_ENDPOINTS is set but KURZ_WEBHOOK_SECRET is not")
+        return cls(
+            redis,
+            queue.keys,
+            queue,
+            endpoints=settings.webhook_endpoints,
+            retry_schedule=settings.webhook_retry_schedule,
+            public_url=settings.public_url,
+            signer=signer,
+            timeout_s=settings.webhook_timeout_s,
+        )
 
     async def add_callback(self, job_key: str, url: str) -> None:
         """Remember a request's callback URL for the (possibly shared) job it waits on."""

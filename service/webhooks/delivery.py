@@ -1,4 +1,4 @@
-"""Webhook deliveries: signed events, one HTTP attempt per call, retry timing, a delivery log.
+"""One webhook delivery attempt, its outcome, the retry timing, and the guarded HTTP client.
 
 The queue worker drives a delivery; this module holds no loop and never sleeps, so a retry
 hours away is a scheduled queue job rather than a coroutine blocking a worker slot::
@@ -6,10 +6,11 @@ hours away is a scheduled queue job rather than a coroutine blocking a worker sl
     signer = WebhookSigner.from_setting(settings.webhook_secret)   # refuses an empty secret
     client = make_client(AllowList.from_settings(settings.webhook_allow_hosts),
                          settings.webhook_timeout_s)
-    log = DeliveryLog(redis, settings.key_prefix)
+    log = DeliveryLog(redis, Keys(settings.key_prefix))
 
     body = build_event("summary.succeeded", job_view, link=job_url)   # once per event
-    delivery = Delivery(job_id=job_id, url=url, event_type="summary.succeeded")  # per endpoint
+    delivery = Delivery(job_id=job_id, url=url, event_type="summary.succeeded",
+                        msg_id=message_id(job_id, "summary.succeeded", url))  # per endpoint
     if await log.is_gone(url): ...   # skip endpoints that answered 410
     # per attempt (the first after next_delay(schedule, 1, None), normally 0 s):
     outcome = await attempt_delivery(client, delivery.url, delivery.msg_id, body, signer,
@@ -21,39 +22,28 @@ hours away is a scheduled queue job rather than a coroutine blocking a worker sl
         await log.mark_gone(delivery.url)
     if delay is not None:
         ...  # enqueue the next attempt ``delay`` seconds from now, with the same body and msg_id
-
-Signing follows Standard Webhooks (https://www.standardwebhooks.com/): the ``webhook-id`` stays
-the same across retries of one event so receivers can de-duplicate, while the timestamp and
-signature are made fresh for every attempt, because receivers refuse timestamps older than five
-minutes and retries come hours later.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import builtins
 import datetime as dt
 import email.utils
 import enum
-import hashlib
 import random
-import secrets as secrets_module
 import ssl
 import time
-import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any, Final, Literal
+from collections.abc import AsyncGenerator, Sequence
+from typing import Final
 
 import httpx
 import msgspec
-from redis.asyncio import Redis
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from service.errors import ConfigError
-from service.ssrf import (
+from service.errors import CallbackRefusedError
+from service.webhooks.events import new_message_id, now_iso
+from service.webhooks.signing import WebhookSigner
+from service.webhooks.ssrf import (
     AllowList,
-    CallbackRefusedError,
     GuardedTransport,
     Resolver,
     check_url_syntax,
@@ -61,33 +51,18 @@ from service.ssrf import (
 )
 
 __all__ = [
-    "MAX_EVENT_BYTES",
     "MAX_RESPONSE_BYTES",
     "AttemptOutcome",
     "AttemptRecord",
     "Delivery",
-    "DeliveryLog",
     "DeliveryStatus",
-    "EventType",
     "Outcome",
-    "WebhookConfigError",
-    "WebhookSigner",
-    "WebhookVerificationError",
     "attempt_delivery",
-    "build_event",
-    "generate_secret",
     "make_client",
-    "new_message_id",
     "next_delay",
     "parse_retry_after",
 ]
 
-EventType = Literal["summary.succeeded", "summary.failed"]
-
-#: Bodies above this carry a link to the job instead of the job: receivers (and proxies in front
-#: of them) commonly refuse large request bodies, and a 100,000-character article's result with
-#: its sentence alignment is several times this.
-MAX_EVENT_BYTES: Final = 256 * 1024
 #: How much of a receiver's response is read; only the first few hundred bytes are kept, as the
 #: error text of a failed attempt.
 MAX_RESPONSE_BYTES: Final = 64 * 1024
@@ -95,156 +70,7 @@ MAX_RESPONSE_BYTES: Final = 64 * 1024
 _ERROR_SNIPPET_CHARS: Final = 200
 #: A receiver's Retry-After is honoured up to this; a larger one would park the delivery forever.
 MAX_RETRY_AFTER_S: Final = 24 * 3600.0
-#: Standard Webhooks recommends secrets of 24 to 64 random bytes; shorter ones are refused.
-MIN_SECRET_BYTES: Final = 24
-_SECRET_PREFIX: Final = "whsec_"  # noqa: S105 (the format prefix, not a secret)
-DELIVERY_LOG_TTL_S: Final = 30 * 24 * 3600
-#: The newest records kept per job: enough for every attempt to several endpoints.
-DELIVERY_LOG_MAX_RECORDS: Final = 500
 USER_AGENT: Final = "Kurzgefasst-Webhooks/1"
-
-
-class WebhookConfigError(ConfigError):
-    """Webhook settings that make deliveries impossible (no secret, a malformed secret)."""
-
-    code = "webhook_config"
-
-
-def generate_secret() -> str:
-    """A fresh ``whsec_`` secret (32 random bytes), for ``KURZ_WEBHOOK_SECRET``."""
-    return _SECRET_PREFIX + base64.b64encode(secrets_module.token_bytes(32)).decode("ascii")
-
-
-def _check_secret(secret: str, position: int) -> str:
-    """Refuse a secret that is not ``whsec_`` + base64 of enough bytes; never echo the secret."""
-    where = f"KURZ_WEBHOOK_SECRET entry {position}"
-    if not secret.startswith(_SECRET_PREFIX):
-        raise WebhookConfigError(f"{where} does not start with {_SECRET_PREFIX!r}")
-    encoded = secret.removeprefix(_SECRET_PREFIX)
-    try:
-        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except ValueError as exc:
-        raise WebhookConfigError(f"{where} is not valid base64 after {_SECRET_PREFIX!r}") from exc
-    if len(raw) < MIN_SECRET_BYTES:
-        raise WebhookConfigError(
-            f"{where} holds {len(raw)} bytes; at least {MIN_SECRET_BYTES} random bytes are needed"
-        )
-    return secret
-
-
-class WebhookSigner:
-    """Signs outgoing events with the first secret and verifies against any of them.
-
-    Several secrets exist for rotation: put the new secret first and keep the old one behind it
-    while receivers switch over.  An empty secret list is refused rather than replaced by a
-    generated secret: a secret nobody configured is one no receiver can verify, and unsigned
-    deliveries would teach receivers to skip verification.
-    """
-
-    def __init__(self, secrets: Sequence[str]) -> None:
-        cleaned = [secret.strip() for secret in secrets if secret.strip()]
-        if not cleaned:
-            raise WebhookConfigError(
-                "KURZ_WEBHOOK_SECRET is empty, so webhook deliveries are refused: every event is "
-                'signed. Generate a secret with `python -c "from service.webhooks import '
-                'generate_secret; print(generate_secret())"` and give it to your receivers.'
-            )
-        self._webhooks = [
-            Webhook(_check_secret(secret, position))
-            for position, secret in enumerate(cleaned, start=1)
-        ]
-
-    @classmethod
-    def from_setting(cls, value: str) -> WebhookSigner:
-        """Build from ``KURZ_WEBHOOK_SECRET``: comma-separated, the first one signs."""
-        return cls(value.split(","))
-
-    def sign(self, msg_id: str, timestamp: int | dt.datetime, body: bytes) -> dict[str, str]:
-        """The three Standard Webhooks headers for ``body`` (UTF-8, as JSON always is)."""
-        when = (
-            timestamp
-            if isinstance(timestamp, dt.datetime)
-            else dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
-        )
-        if when.tzinfo is None:
-            raise ValueError("the timestamp must be timezone-aware")
-        when = when.astimezone(dt.UTC)
-        signature: str = self._webhooks[0].sign(
-            msg_id=msg_id, timestamp=when, data=body.decode("utf-8")
-        )
-        return {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(when.timestamp())),
-            "webhook-signature": signature,
-        }
-
-    def verify(self, body: bytes, headers: Mapping[str, str]) -> Any:
-        """The decoded JSON body if any configured secret signed it within the last 5 minutes.
-
-        Raises ``WebhookVerificationError`` otherwise (also for malformed signature headers).
-        """
-        plain = {key.lower(): value for key, value in headers.items()}
-        failure: WebhookVerificationError | None = None
-        for webhook in self._webhooks:
-            try:
-                webhook.verify(body, plain, json_parse=False)
-            except WebhookVerificationError as exc:
-                failure = exc
-            except ValueError as exc:  # a signature without "v1,", bad base64, a non-UTF-8 body
-                failure = WebhookVerificationError(f"malformed webhook: {exc}")
-            else:
-                return msgspec.json.decode(body)
-        assert failure is not None
-        raise failure
-
-
-def new_message_id() -> str:
-    """A fresh ``webhook-id``: made once per event and endpoint, reused by every retry.
-
-    Random rather than derived from the job id, because identical requests share a job key and a
-    later run of the same key must not look like a duplicate to receivers.
-    """
-    return f"msg_{uuid.uuid4().hex}"
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(tz=dt.UTC)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
-
-
-def build_event(
-    event_type: EventType,
-    data: object,
-    *,
-    link: str,
-    max_bytes: int = MAX_EVENT_BYTES,
-    now: dt.datetime | None = None,
-) -> bytes:
-    """The JSON body of one event: ``{"type", "timestamp", "data"}``.
-
-    ``data`` is the job as the API shows it (a ``JobView`` or its dict).  When the body would be
-    larger than ``max_bytes``, ``data`` shrinks to ``{"id", "status", "link", "truncated": true}``
-    so the receiver fetches the full job from ``link`` (an absolute URL of ``GET /jobs/{id}``).
-    """
-    builtin = msgspec.to_builtins(data)
-    timestamp = _iso(now or _now())
-    body = msgspec.json.encode({"type": event_type, "timestamp": timestamp, "data": builtin})
-    if len(body) <= max_bytes:
-        return body
-    fields = builtin if isinstance(builtin, dict) else {}
-    small = {
-        "id": fields.get("id"),
-        "status": fields.get("status"),
-        "link": link,
-        "truncated": True,
-    }
-    body = msgspec.json.encode({"type": event_type, "timestamp": timestamp, "data": small})
-    if len(body) > max_bytes:
-        raise ValueError(f"even the linked form of the event exceeds {max_bytes} bytes")
-    return body
 
 
 class Outcome(enum.StrEnum):
@@ -368,7 +194,7 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
-    return max((when - (now or _now())).total_seconds(), 0.0)
+    return max((when - (now or dt.datetime.now(tz=dt.UTC))).total_seconds(), 0.0)
 
 
 def _endpoint(url: str) -> str:
@@ -424,7 +250,7 @@ async def attempt_delivery(
             "user-agent": USER_AGENT,
         }
     )
-    at = _iso(_now())
+    at = now_iso()
     started = time.perf_counter()
     status_code: int | None = None
     response_headers: httpx.Headers | None = None
@@ -514,56 +340,3 @@ def make_client(
         trust_env=False,
         headers={"user-agent": USER_AGENT},
     )
-
-
-class _GoneMark(msgspec.Struct, frozen=True):
-    url: str
-    at: str
-
-
-class DeliveryLog:
-    """Delivery attempts per job, and "endpoint gone" marks, in Redis.
-
-    Attempts go to a list ``<prefix>:deliveries:<job id>`` (oldest first, the newest
-    ``DELIVERY_LOG_MAX_RECORDS`` kept) that expires ``ttl_s`` after the last append.  A gone mark
-    is ``<prefix>:webhook-gone:<sha256 of the URL>`` with the same TTL, so an endpoint that
-    answered 410 is skipped for a month and then tried again.
-    """
-
-    def __init__(self, redis: Redis, prefix: str, *, ttl_s: int = DELIVERY_LOG_TTL_S) -> None:
-        self.redis = redis
-        self.prefix = prefix
-        self.ttl_s = ttl_s
-
-    def key(self, job_id: str) -> str:
-        return f"{self.prefix}:deliveries:{job_id}"
-
-    def gone_key(self, url: str) -> str:
-        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
-        return f"{self.prefix}:webhook-gone:{digest}"
-
-    async def append(self, job_id: str, record: AttemptRecord) -> None:
-        """Add one attempt and renew the list's TTL, atomically."""
-        key = self.key(job_id)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(key, msgspec.json.encode(record))
-            pipe.ltrim(key, -DELIVERY_LOG_MAX_RECORDS, -1)
-            pipe.expire(key, self.ttl_s)
-            await pipe.execute()
-
-    async def list(self, job_id: str) -> builtins.list[AttemptRecord]:
-        """Every kept attempt for ``job_id``, oldest first; empty when none or expired."""
-        raw: builtins.list[bytes] = await self.redis.lrange(self.key(job_id), 0, -1)  # type: ignore[misc]
-        return [msgspec.json.decode(item, type=AttemptRecord) for item in raw]
-
-    async def mark_gone(self, url: str) -> None:
-        """Remember that ``url`` answered 410, so later events skip it."""
-        mark = _GoneMark(url=url, at=_iso(_now()))
-        await self.redis.set(self.gone_key(url), msgspec.json.encode(mark), ex=self.ttl_s)
-
-    async def is_gone(self, url: str) -> bool:
-        return bool(await self.redis.exists(self.gone_key(url)))
-
-    async def clear_gone(self, url: str) -> None:
-        """Forget a gone mark (an operator fixed the endpoint)."""
-        await self.redis.delete(self.gone_key(url))

@@ -1,20 +1,38 @@
-"""The job queue: the only module that imports SAQ.
+"""Enqueue, look up and cancel article jobs (and schedule webhook deliveries) on SAQ.
 
 A job's key is the request's cache key, so SAQ's "duplicate key while incomplete = no-op"
 rule makes identical concurrent requests share one job.  Job settings are sized for ML work
 (see ``service.constants``): a timeout that grows with the article, a heartbeat that the worker
 renews every few seconds while the job runs, retries with exponential backoff.
+
+The queue cap (``KURZ_MAX_QUEUE_DEPTH``) bounds *admission*: a new article job is checked and
+pushed in one atomic step (``_ENQUEUE_IF_ROOM``), so no number of API replicas can push past
+it.  Jobs already accepted are never dropped, so these paths put jobs back on the waiting list
+without the check, each by a bounded amount (``tests/reliability/test_queue_paths.py`` has a
+test for each):
+
+- a failed attempt with retries left comes back after its delay (SAQ's scheduler moves it):
+  at most one per running job, so workers x ``KURZ_WORKER_CONCURRENCY`` in all;
+- the sweep gives back a dead worker's jobs: at most that worker's concurrency;
+- a worker told to stop hands back what it took after the signal: it only returns the room it
+  made, unless new articles filled that room meanwhile (then at most one per worker slot);
+- webhook delivery attempts share the list and are never refused: a backlog of deliveries
+  counts in the depth and holds new articles back until it drains.
+
+The sweep used to give back jobs that live workers had just taken but not yet started
+(``service.queue.sweep``): with no worker dead, that pushed the list past the cap in the
+overload test and ran those jobs twice.  It no longer does.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from redis.asyncio import Redis
-from saq import Job, Queue, Status
+from saq import Job, Status
 from saq.queue.redis import RedisQueue
 
 from service.constants import (
@@ -29,12 +47,14 @@ from service.constants import (
     Keys,
     job_timeout_s,
 )
-from service.schemas import JobError, JobStatus, JobView, Links, Progress, Result
+from service.errors import QueueFullError
+from service.queue.views import view_of
+from service.schemas import JobView
 
 if TYPE_CHECKING:
     from service.webhooks import Delivery
 
-__all__ = ["Job", "JobQueue", "Queue", "QueueFull", "Status"]
+__all__ = ["CancelOutcome", "Job", "JobPayload", "JobQueue", "Status"]
 
 
 class JobPayload(msgspec.Struct, kw_only=True):
@@ -47,103 +67,6 @@ class JobPayload(msgspec.Struct, kw_only=True):
     external_id: str | None = None
     metadata: dict[str, str | int | float | bool | None] | None = None
     callback_url: str | None = None
-
-
-def _iso(epoch_ms: int) -> str | None:
-    if not epoch_ms:
-        return None
-    return dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.UTC).isoformat(timespec="milliseconds")
-
-
-def job_links(job_id: str) -> Links:
-    return Links(self=f"/jobs/{job_id}", events=f"/jobs/{job_id}/events")
-
-
-def status_of(job: Job) -> JobStatus:
-    """Map SAQ's statuses onto the API's.
-
-    An abort is a cancel only if a client asked for it.  Otherwise ``aborting`` is the sweep
-    taking a dead worker's job back (it is re-queued next, or failed if out of attempts), so it
-    shows as queued; only ``aborted`` without a client's request is a failure.
-    """
-    if job.status in (Status.NEW, Status.QUEUED):
-        return JobStatus.QUEUED
-    if job.status == Status.ACTIVE:
-        return JobStatus.RUNNING
-    if job.status == Status.COMPLETE:
-        return JobStatus.SUCCEEDED
-    if job.error == CANCELED_BY_CLIENT and job.status in (Status.ABORTING, Status.ABORTED):
-        return JobStatus.CANCELED
-    if job.status == Status.ABORTING:
-        return JobStatus.QUEUED
-    return JobStatus.FAILED
-
-
-def finished_view(job: Job, result: Result) -> JobView:
-    """The view of a job whose result is ready but which SAQ has not marked complete yet."""
-    view = view_of(job)
-    now_iso = dt.datetime.now(tz=dt.UTC).isoformat(timespec="milliseconds")
-    return msgspec.structs.replace(
-        view,
-        status=JobStatus.SUCCEEDED,
-        progress=Progress(stage="done", done=result.sentences_in, total=result.sentences_in),
-        result=result,
-        error=None,
-        finished_at=now_iso,
-    )
-
-
-def view_of(job: Job) -> JobView:
-    """The API's view of a SAQ job."""
-    kwargs = job.kwargs or {}
-    status = status_of(job)
-    meta = job.meta or {}
-    progress = msgspec.convert(meta.get("progress") or {}, Progress)
-    if status == JobStatus.QUEUED:
-        progress = Progress(stage="queued")
-    result = None
-    if status == JobStatus.SUCCEEDED and job.result is not None:
-        result = msgspec.convert(job.result, Result)
-        progress = Progress(stage="done", done=result.sentences_in, total=result.sentences_in)
-    error = None
-    if status == JobStatus.FAILED:
-        stored = meta.get("error")
-        error = (
-            msgspec.convert(stored, JobError)
-            if stored
-            else JobError(code="job_failed", detail=_last_line(job.error))
-        )
-    elif status == JobStatus.CANCELED:
-        error = JobError(code="canceled", detail=CANCELED_BY_CLIENT)
-    return JobView(
-        id=job.key,
-        status=status,
-        progress=progress,
-        created_at=_iso(job.queued) or "",
-        finished_at=_iso(job.completed)
-        if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
-        else None,
-        attempts=job.attempts,
-        links=job_links(job.key),
-        result=result,
-        error=error,
-        external_id=kwargs.get("external_id"),
-        metadata=kwargs.get("metadata"),
-    )
-
-
-def _last_line(text: str | None) -> str:
-    """The last line of a traceback: the exception, without the frames (and their paths)."""
-    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "the job failed"
-
-
-class QueueFull(Exception):  # noqa: N818 - a refusal, named as the API names it
-    """``JobQueue.submit`` found ``depth`` jobs waiting already, at least its ``max_depth``."""
-
-    def __init__(self, depth: int) -> None:
-        super().__init__(f"{depth} jobs are waiting")
-        self.depth = depth
 
 
 #: SAQ's enqueue script with the room check inside it: checked first and enqueued after, every
@@ -164,6 +87,27 @@ return 1
 """
 
 
+#: Put a job back on the active list if (and only if) it is still being aborted: checked and done
+#: in one step, so a worker finishing the job at that moment never leaves it listed.
+_RELIST_ABORTING = """
+local raw = redis.call('GET', KEYS[1])
+if raw and cjson.decode(raw)['status'] == 'aborting' then
+    redis.call('LREM', KEYS[2], 0, KEYS[1])
+    redis.call('RPUSH', KEYS[2], KEYS[1])
+    return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """What a cancel did: the job as it now is, and whether its worker is still stopping it."""
+
+    view: JobView
+    pending: bool
+
+
 class JobQueue:
     """Enqueue, look up and cancel article jobs."""
 
@@ -173,13 +117,14 @@ class JobQueue:
         self.retries = retries
         self.saq: RedisQueue = RedisQueue(redis, name=keys.queue_name)
         self._enqueue_if_room = redis.register_script(_ENQUEUE_IF_ROOM)
+        self._relist_aborting = redis.register_script(_RELIST_ABORTING)
 
     async def submit(
         self, key: str, payload: JobPayload, *, max_depth: int | None = None
     ) -> tuple[Job, bool]:
         """Enqueue a job under ``key``; returns the job and whether this call created it.
 
-        With ``max_depth``, a new job is refused (``QueueFull``) while that many jobs wait.
+        With ``max_depth``, a new job is refused (``QueueFullError``) while that many jobs wait.
         """
         options: dict[str, Any] = {
             "key": key,
@@ -222,7 +167,7 @@ class JobQueue:
         if outcome is None:
             return None
         if int(outcome) < 0:
-            raise QueueFull(-1 - int(outcome))
+            raise QueueFullError(-1 - int(outcome))
         return job
 
     async def schedule_delivery(
@@ -256,13 +201,35 @@ class JobQueue:
     async def get(self, key: str) -> Job | None:
         return await self.saq.job(key)
 
-    async def cancel(self, key: str) -> Job | None:
-        """Abort a queued or running job; a finished job is returned unchanged."""
+    async def view(self, key: str) -> JobView | None:
+        """The API's view of the job under ``key``, or None when there is no such job."""
         job = await self.saq.job(key)
-        if job is None or job.status in (Status.COMPLETE, Status.FAILED, Status.ABORTED):
-            return job
-        await self.saq.abort(job, CANCELED_BY_CLIENT)
-        return await self.saq.job(key)
+        return view_of(job) if job is not None else None
+
+    async def cancel(self, key: str) -> CancelOutcome | None:
+        """Abort a queued or running job; a finished job is reported unchanged.
+
+        None when there is no such job.  A queued job is canceled at once; a running one is
+        marked and its worker stops it at its next abort check (``pending``).
+        """
+        job = await self.saq.job(key)
+        if job is None:
+            return None
+        if job.status not in (Status.COMPLETE, Status.FAILED, Status.ABORTED):
+            running = job.status == Status.ACTIVE
+            await self.saq.abort(job, CANCELED_BY_CLIENT)
+            if job.status == Status.ABORTING and running:
+                # SAQ takes a running job off the active list here; its worker finishes it
+                # within a second.  Kept listed, a sweep finds it if that worker is dead and
+                # makes it terminal (``service.queue.sweep``); otherwise nothing ever would.
+                await self._relist_aborting(keys=[job.id, self.saq.namespace("active")])
+            elif job.status == Status.ABORTING:
+                # Waiting out a retry delay (scheduled, so not on the waiting list SAQ looked
+                # in): no worker holds it, so it is canceled here and now.
+                await self.saq.finish(job, Status.ABORTED, error=CANCELED_BY_CLIENT)
+                await self.redis.delete(job.abort_id)
+            job = await self.saq.job(key) or job
+        return CancelOutcome(view=view_of(job), pending=job.status == Status.ABORTING)
 
     async def depth(self) -> int:
         """Jobs waiting to start."""

@@ -1,10 +1,11 @@
 """Every error the API returns, as an RFC 9457 ``application/problem+json`` document.
 
 One function, :func:`problem_for`, turns any exception into a :class:`Problem`: the service's own
-``KurzError`` tree by its stable ``code``, the API's own refusals (:class:`ApiProblem`),
-Litestar's routing and validation errors, and Redis outages (503, so clients retry instead of
-giving up).  Anything else is a bug: it becomes a 500 whose body says nothing about the cause,
-while the traceback goes to the log.  Keeping the mapping in one place keeps the codes stable.
+``KurzError`` tree by the status and stable ``code`` each class carries (the API's own
+refusals, ``ApiProblem``, among them), Litestar's routing and validation errors, and Redis
+outages (503, so clients retry instead of giving up).  Anything else is a bug: it becomes a 500
+whose body says nothing about the cause, while the traceback goes to the log.  Keeping the
+mapping in one place keeps the codes stable.
 """
 
 from __future__ import annotations
@@ -34,19 +35,11 @@ from litestar.exceptions import (
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 
-from service.errors import (
-    EmptyTextError,
-    InputError,
-    KurzError,
-    NotGermanError,
-    TextTooLongError,
-    UnknownStyleError,
-)
+from service.errors import KurzError
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_TYPE_BASE",
-    "ApiProblem",
     "Problem",
     "ProblemDetail",
     "handle_exception",
@@ -61,15 +54,6 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://kurzgefasst.dev/problems/"
 #: Seconds a client should wait before retrying while Redis is unreachable.
 REDIS_RETRY_AFTER_S = 5
-
-#: Status of each ``KurzError`` code the API can meet; other input errors are 422, the rest 500.
-_KURZ_STATUS: Mapping[str, int] = {
-    EmptyTextError.code: 422,
-    TextTooLongError.code: 413,
-    UnknownStyleError.code: 422,
-    NotGermanError.code: 422,
-    "callback_url_refused": 422,
-}
 
 #: Where a msgspec error points: "at `$.data.text`" from Litestar, "at `$.text`" from the batch.
 _FIELD_PATH = re.compile(r"at `\$\.(?:data(?:\.|(?=`)))?([^`]*)`")
@@ -121,30 +105,6 @@ class Problem:
         )
 
 
-class ApiProblem(Exception):  # noqa: N818 - it is raised, but it is a problem document
-    """A refusal decided by the API itself (queue full, unknown job, bad key, ...)."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        detail: str,
-        *,
-        title: str = "",
-        headers: Mapping[str, str] | None = None,
-        **extensions: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.problem = Problem(
-            status=status,
-            code=code,
-            detail=detail,
-            title=title,
-            extensions=extensions,
-            headers=dict(headers or {}),
-        )
-
-
 def _title(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -154,8 +114,6 @@ def _title(status: int) -> str:
 
 def problem_for(exc: BaseException) -> Problem:
     """The problem an exception stands for: the single exception-to-HTTP mapping of the API."""
-    if isinstance(exc, ApiProblem):
-        return exc.problem
     if isinstance(exc, KurzError):
         return _kurz_problem(exc)
     if _is_redis_outage(exc):
@@ -185,17 +143,16 @@ def _invalid_body(field_name: str, message: str) -> Problem:
 
 
 def _kurz_problem(exc: KurzError) -> Problem:
-    status = _KURZ_STATUS.get(exc.code, 422 if isinstance(exc, InputError) else 500)
-    if status >= 500:
+    """The service's own errors carry their status, code, extension members and headers.
+
+    A 500 is a fault of the server (bad configuration, a missing model): its message stays in
+    the log.  Other statuses, 503 ``not_ready`` included, are answers the client can act on.
+    """
+    if exc.status == 500:
         return _internal()
-    extensions: dict[str, Any] = {}
-    if isinstance(exc, UnknownStyleError):
-        extensions = {"style": exc.style, "known_styles": exc.known}
-    elif isinstance(exc, TextTooLongError):
-        extensions = {"length": exc.length, "limit": exc.limit}
-    elif isinstance(exc, NotGermanError):
-        extensions = {"detected_language": exc.detected, "german_share": exc.german_share}
-    return Problem(status, exc.code, str(exc), extensions=extensions)
+    return Problem(
+        exc.status, exc.code, str(exc), extensions=exc.extensions(), headers=dict(exc.headers)
+    )
 
 
 def _is_redis_outage(exc: BaseException) -> bool:

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import cast
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -33,18 +32,16 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.constants import Keys
 from service.queue import JobQueue
+from service.store.stats import STAGE_COUNT, STAGE_SUM, Stats
+from service.store.workers import WorkerRegistry
 
 __all__ = ["ApiMetrics", "ClusterSnapshot", "MetricsMiddleware", "read_snapshot"]
 
 NAMESPACE = "kurz"
-_STAGE_SUM = "stage_seconds_sum:"
-_STAGE_COUNT = "stage_count:"
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 #: Request latency buckets: from cache hits (ms) to ``wait=60`` long polls.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -106,12 +103,12 @@ def _stage_summary(stats: Mapping[str, float]) -> SummaryMetricFamily:
         "Seconds finished jobs spent in each pipeline stage.",
         labels=["stage"],
     )
-    stages = sorted(name.removeprefix(_STAGE_SUM) for name in stats if name.startswith(_STAGE_SUM))
+    stages = sorted(name.removeprefix(STAGE_SUM) for name in stats if name.startswith(STAGE_SUM))
     for stage in stages:
         family.add_metric(
             [stage],
-            count_value=int(stats.get(f"{_STAGE_COUNT}{stage}", 0)),
-            sum_value=stats[f"{_STAGE_SUM}{stage}"],
+            count_value=int(stats.get(f"{STAGE_COUNT}{stage}", 0)),
+            sum_value=stats[f"{STAGE_SUM}{stage}"],
         )
     return family
 
@@ -164,7 +161,7 @@ class ApiMetrics:
         return encoder(self.registry), content_type
 
 
-async def read_snapshot(redis: Redis, keys: Keys, queue: JobQueue) -> ClusterSnapshot:
+async def read_snapshot(queue: JobQueue, workers: WorkerRegistry, stats: Stats) -> ClusterSnapshot:
     """Read queue lengths, live workers and worker counters from Redis.
 
     Redis errors give a snapshot with ``redis_up`` False rather than a failed scrape.
@@ -172,27 +169,13 @@ async def read_snapshot(redis: Redis, keys: Keys, queue: JobQueue) -> ClusterSna
     try:
         queued = await queue.depth()
         active = await queue.active()
-        raw_stats = await cast("Awaitable[dict[bytes, bytes]]", redis.hgetall(keys.stats()))
-        workers = 0
-        async for _ in redis.scan_iter(match=keys.workers_pattern(), count=100):
-            workers += 1
+        counters = await stats.read()
+        alive = await workers.count()
     except (RedisConnectionError, RedisTimeoutError, OSError):
         return ClusterSnapshot(redis_up=False)
     return ClusterSnapshot(
-        redis_up=True, queued=queued, active=active, workers=workers, stats=_decode_stats(raw_stats)
+        redis_up=True, queued=queued, active=active, workers=alive, stats=counters
     )
-
-
-def _decode_stats(raw: Mapping[bytes, bytes]) -> dict[str, float]:
-    """The stats hash as numbers; a field that is not a number is skipped, not fatal."""
-    stats: dict[str, float] = {}
-    for name, value in raw.items():
-        text_name = name.decode()
-        try:
-            stats[text_name] = float(value)
-        except ValueError:
-            continue
-    return stats
 
 
 class MetricsMiddleware(ASGIMiddleware):

@@ -1,0 +1,166 @@
+"""The API process: a Litestar app over Redis, and ``serve`` to run it under uvicorn.
+
+The app never loads a model (nor imports torch): it validates requests, enqueues jobs and reads
+results, so it starts in a second and any number of replicas can run beside the workers.
+
+Redis is not contacted at start-up.  The client connects per command, with short timeouts, so
+the app starts while Redis is still down, answers 503 ``redis_unavailable`` while it is, and
+recovers by itself when it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+import uvicorn
+from litestar import Litestar, Router
+from redis.asyncio import Redis
+
+from service.api import articles, health, jobs
+from service.api.auth import authenticate
+from service.api.deps import SERVICES_DEPENDENCY
+from service.api.keys import ApiKeys
+from service.api.metrics import ApiMetrics, MetricsMiddleware
+from service.api.openapi import SECURITY, document, openapi_config, seed_example
+from service.api.pages import PageHeadersMiddleware, home, static_files
+from service.api.problems import handle_exception
+from service.api.ratelimit import FixedWindowLimiter
+from service.api.services import Services
+from service.constants import Keys
+from service.logs import redacted_url
+from service.presets import PresetRegistry
+from service.queue import JobQueue
+from service.settings import Settings
+from service.store.cache import ResultCache
+from service.store.connection import make_redis
+from service.store.idempotency import IdempotencyStore
+from service.store.stats import Stats
+from service.store.workers import WorkerRegistry
+from service.webhooks.notifier import Notifier
+from service.webhooks.ssrf import AllowList
+
+__all__ = ["create_app", "serve"]
+
+log = structlog.get_logger(__name__)
+
+#: How long a shutting-down server lets open event streams and long polls finish.
+GRACEFUL_SHUTDOWN_S = 10
+
+
+def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
+    """Build the API.  ``redis`` injects a client (tests); otherwise one comes from settings.
+
+    Presets and the callback allow-list are read here, so a bad preset file or setting stops
+    the process before it serves anything.
+    """
+    presets = PresetRegistry.from_directory(settings.prompts_dir)
+    callbacks = AllowList.from_settings(settings.webhook_allow_hosts)
+    metrics = ApiMetrics()
+    api_keys = ApiKeys(settings.api_keys)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        client = redis if redis is not None else make_redis(settings.redis_url)
+        try:
+            app.state.services = _services(settings, client, presets, callbacks, metrics, api_keys)
+            await _warm_language_model()
+            log.info("api ready", redis=redacted_url(settings.redis_url), styles=presets.names)
+            yield
+        finally:
+            if redis is None:
+                await client.aclose()
+
+    app = Litestar(
+        route_handlers=[
+            _protected_router(),
+            health.health_live,
+            health.health_ready,
+            health.metrics,
+            home,
+            static_files(),
+        ],
+        dependencies=SERVICES_DEPENDENCY,
+        lifespan=[lifespan],
+        exception_handlers={Exception: handle_exception},
+        middleware=[MetricsMiddleware(metrics), PageHeadersMiddleware()],
+        openapi_config=openapi_config(),
+        request_max_body_size=settings.max_body_bytes,
+        logging_config=None,
+    )
+    document(app.openapi_schema, seed_example())
+    return app
+
+
+def _protected_router() -> Router:
+    """The endpoints behind the API key and the rate limit."""
+    return Router(
+        path="/",
+        route_handlers=[
+            articles.summarize,
+            articles.summarize_batch,
+            jobs.get_job,
+            jobs.job_events,
+            jobs.cancel_job,
+            jobs.list_deliveries,
+            jobs.redeliver,
+            articles.list_styles,
+        ],
+        guards=[authenticate],
+        security=SECURITY,
+    )
+
+
+def _services(
+    settings: Settings,
+    redis: Redis,
+    presets: PresetRegistry,
+    callbacks: AllowList,
+    metrics: ApiMetrics,
+    api_keys: ApiKeys,
+) -> Services:
+    keys = Keys(settings.key_prefix)
+    queue = JobQueue(redis, keys, retries=settings.job_retries)
+    return Services(
+        settings=settings,
+        keys=keys,
+        redis=redis,
+        queue=queue,
+        results=ResultCache(redis, keys, settings.result_ttl_s),
+        presets=presets,
+        metrics=metrics,
+        api_keys=api_keys,
+        limiter=FixedWindowLimiter(redis, keys, settings.rate_limit_per_minute),
+        callbacks=callbacks,
+        notifier=Notifier.from_settings(settings, redis, queue, signing=False),
+        workers=WorkerRegistry(redis, keys),
+        idempotency=IdempotencyStore(redis, keys),
+        stats=Stats(redis, keys),
+    )
+
+
+async def _warm_language_model() -> None:
+    """Load py3langid's model now (a few hundred ms), not in the first request."""
+    from service.text.language import detect_language
+
+    await asyncio.to_thread(detect_language, ["Die Sonne scheint heute über ganz Deutschland."])
+
+
+def serve(settings: Settings) -> None:
+    """``python -m service api``: run the app under uvicorn on settings.host:port.
+
+    The client address (rate limits without keys) is the connection's, unless it comes from a
+    proxy in ``KURZ_TRUSTED_PROXIES``: then it is the one that proxy puts in X-Forwarded-For.
+    """
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        server_header=False,
+    )

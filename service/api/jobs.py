@@ -1,0 +1,181 @@
+"""Job endpoints: a job's view, its event stream, cancel, and its webhook deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import msgspec
+import structlog
+from litestar import Response, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from service.api.auth import RATE_BUCKET, READ_BUCKET
+from service.api.deps import ServicesDep
+from service.api.problems import problem_for, problem_responses
+from service.api.schemas import Redelivery
+from service.api.services import Services
+from service.api.submission import checked_job_id, find_view, job_not_found
+from service.errors import ApiProblem
+from service.schemas import TERMINAL, JobStatus, JobView, Progress
+from service.webhooks import AttemptRecord
+
+__all__ = ["cancel_job", "get_job", "job_events", "list_deliveries", "redeliver"]
+
+log = structlog.get_logger(__name__)
+
+#: How often an event stream looks at its job again.
+EVENTS_POLL_INTERVAL_S = 0.25
+#: An event stream with nothing new sends a comment this often, so proxies keep it open.
+EVENTS_KEEPALIVE_S = 15.0
+
+
+@get(
+    "/jobs/{job_id:str}",
+    opt={RATE_BUCKET: READ_BUCKET},
+    responses=problem_responses(401, 404, 429, 503),
+    summary="A job's status, progress and, once finished, its result",
+    tags=["jobs"],
+)
+async def get_job(job_id: FromPath[str], services: ServicesDep) -> JobView:
+    """``GET /jobs/{id}``."""
+    view = await find_view(services, checked_job_id(job_id))
+    if view is None:
+        raise job_not_found(job_id)
+    return view
+
+
+@get(
+    "/jobs/{job_id:str}/events",
+    opt={RATE_BUCKET: READ_BUCKET},
+    media_type="text/event-stream",
+    responses=problem_responses(401, 404, 429, 503),
+    summary="Server-sent events: `progress` while the job runs, then `done` with the job",
+    description=(
+        "Emits a `progress` event (`{status, progress}`) whenever either changes, then one "
+        "`done` event carrying the full job view, and closes.  An `error` event with a problem "
+        "document ends the stream if the job store becomes unreachable."
+    ),
+    tags=["jobs"],
+)
+async def job_events(job_id: FromPath[str], services: ServicesDep) -> ServerSentEvent:
+    """``GET /jobs/{id}/events``."""
+    first = await find_view(services, checked_job_id(job_id))
+    if first is None:
+        raise job_not_found(job_id)
+    return ServerSentEvent(
+        event_stream(services, first),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def event_stream(services: Services, view: JobView) -> AsyncIterator[ServerSentEventMessage]:
+    """Progress events while the job changes, then ``done``; polling keeps it replica-safe."""
+    loop = asyncio.get_running_loop()
+    last: tuple[JobStatus, Progress] | None = None
+    last_sent = loop.time()
+    while view.status not in TERMINAL:
+        state = (view.status, view.progress)
+        if state != last:
+            last, last_sent = state, loop.time()
+            yield _event("progress", {"status": view.status, "progress": view.progress})
+        elif loop.time() - last_sent >= EVENTS_KEEPALIVE_S:
+            last_sent = loop.time()
+            yield ServerSentEventMessage(comment="keep-alive")
+        await asyncio.sleep(EVENTS_POLL_INTERVAL_S)
+        try:
+            latest = await find_view(services, view.id)
+        except Exception as exc:  # noqa: BLE001 - the stream has begun: report, then end it
+            log.warning("event stream ended by an error", job=view.id[:12], error=repr(exc))
+            yield _event("error", problem_for(exc).body())
+            return
+        if latest is None:
+            yield _event("error", problem_for(job_not_found(view.id)).body())
+            return
+        view = latest
+    yield _event("done", view)
+
+
+def _event(name: str, data: object) -> ServerSentEventMessage:
+    return ServerSentEventMessage(event=name, data=msgspec.json.encode(data).decode())
+
+
+@delete(
+    "/jobs/{job_id:str}",
+    status_code=200,
+    responses={
+        202: ResponseSpec(
+            data_container=JobView,
+            description="Cancel requested; the worker running the job stops it shortly",
+            generate_examples=False,
+        ),
+        **problem_responses(401, 404, 409, 429, 503),
+    },
+    summary="Cancel a queued or running job",
+    description="Every client waiting on the same article's job sees it canceled.",
+    tags=["jobs"],
+)
+async def cancel_job(job_id: FromPath[str], services: ServicesDep) -> Response[JobView]:
+    """``DELETE /jobs/{id}``: 200 once canceled, 202 while a worker is still stopping it."""
+    outcome = await services.queue.cancel(checked_job_id(job_id))
+    if outcome is None:
+        if await services.results.get(job_id) is not None:
+            raise _job_finished(job_id, JobStatus.SUCCEEDED)
+        raise job_not_found(job_id)
+    view = outcome.view
+    if view.status != JobStatus.CANCELED:
+        raise _job_finished(job_id, view.status)
+    status_code = 202 if outcome.pending else 200
+    log.info("job canceled", job=job_id[:12])
+    return Response(view, status_code=status_code)
+
+
+@get(
+    "/jobs/{job_id:str}/deliveries",
+    opt={RATE_BUCKET: READ_BUCKET},
+    responses=problem_responses(401, 404, 429, 503),
+    summary="The job's webhook delivery attempts, oldest first",
+    description=(
+        "Every attempt to every endpoint: time, HTTP status (if any), latency, error and "
+        "outcome (`delivered`, `failed`, `gone`).  Retries of one event share its `msg_id`."
+    ),
+    tags=["webhooks"],
+)
+async def list_deliveries(job_id: FromPath[str], services: ServicesDep) -> list[AttemptRecord]:
+    """``GET /jobs/{id}/deliveries``."""
+    checked = checked_job_id(job_id)
+    attempts = await services.notifier.log.list(checked)
+    if not attempts and await find_view(services, checked) is None:
+        raise job_not_found(job_id)
+    return attempts
+
+
+@post(
+    "/jobs/{job_id:str}/deliveries/redeliver",
+    status_code=202,
+    responses=problem_responses(401, 404, 409, 429, 503),
+    summary="Send the job's webhook events again, with their original ids",
+    tags=["webhooks"],
+)
+async def redeliver(job_id: FromPath[str], services: ServicesDep) -> Redelivery:
+    """``POST /jobs/{id}/deliveries/redeliver``: each endpoint gets the same body and id again."""
+    checked = checked_job_id(job_id)
+    scheduled = await services.notifier.redeliver(checked)
+    if scheduled == 0:
+        if await find_view(services, checked) is None:
+            raise job_not_found(job_id)
+        raise ApiProblem(409, "no_deliveries", "this job has sent no webhook events yet")
+    log.info("webhooks redelivered", job=checked[:12], deliveries=scheduled)
+    return Redelivery(job_id=checked, scheduled=scheduled)
+
+
+def _job_finished(job_id: str, status: JobStatus) -> ApiProblem:
+    return ApiProblem(
+        409,
+        "job_finished",
+        f"the job has already {status.value}",
+        job_id=job_id,
+        job_status=status.value,
+    )

@@ -1,0 +1,51 @@
+"""What the handlers share: the app's services, built once by its lifespan.
+
+A plain dataclass with no web-framework import, so the submission core can take it too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from service.api.keys import ApiKeys
+from service.api.metrics import ApiMetrics
+from service.api.ratelimit import FixedWindowLimiter
+from service.constants import Keys
+from service.presets import PresetRegistry
+from service.queue import JobQueue
+from service.settings import Settings
+from service.store.cache import ResultCache
+from service.store.idempotency import IdempotencyStore
+from service.store.stats import Stats
+from service.store.workers import WorkerRegistry
+from service.webhooks.notifier import Notifier
+from service.webhooks.ssrf import AllowList
+
+__all__ = ["Services"]
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything the handlers share, built once by the app's lifespan."""
+
+    settings: Settings
+    keys: Keys
+    redis: Redis
+    queue: JobQueue
+    results: ResultCache
+    presets: PresetRegistry
+    metrics: ApiMetrics
+    api_keys: ApiKeys
+    limiter: FixedWindowLimiter
+    callbacks: AllowList
+    """Where callback URLs may point besides public addresses (``webhook_allow_hosts``)."""
+    notifier: Notifier
+    """Registers callback URLs and schedules webhook deliveries (the workers send them)."""
+    workers: WorkerRegistry
+    """Live workers and the models they announced."""
+    idempotency: IdempotencyStore
+    """What each Idempotency-Key already stands for."""
+    stats: Stats
+    """The counters the workers add to, for ``/metrics``."""

@@ -1,0 +1,30 @@
+"""The job queue: the only package that imports the queue library (SAQ).
+
+- ``jobs``: enqueue (with the atomic room check), look up and cancel article jobs; schedule
+  webhook delivery jobs;
+- ``views``: SAQ's job records shown as the API's job views;
+- ``draining``: the worker's queue, which hands jobs back while shutting down, and the worker.
+
+``Job`` and ``Status`` are re-exported for the worker's hooks and the tests; nothing outside
+this package imports SAQ (an import-linter contract keeps it so).
+"""
+
+from service.queue.draining import DrainingQueue, DrainingWorker, TaskContext, make_worker
+from service.queue.jobs import CancelOutcome, Job, JobPayload, JobQueue, Status
+from service.queue.views import finished_view, job_links, status_of, view_of
+
+__all__ = [
+    "CancelOutcome",
+    "DrainingQueue",
+    "DrainingWorker",
+    "Job",
+    "JobPayload",
+    "JobQueue",
+    "Status",
+    "TaskContext",
+    "finished_view",
+    "job_links",
+    "make_worker",
+    "status_of",
+    "view_of",
+]

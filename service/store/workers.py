@@ -1,0 +1,124 @@
+"""The worker registry: who is alive (heartbeats) and which models they run (the models record).
+
+Each worker rewrites its heartbeat key every ``WORKER_HEARTBEAT_INTERVAL_S`` with a TTL of
+``WORKER_HEARTBEAT_TTL_S``: a worker is alive while its key exists.  The models record holds the
+model ids and revisions the workers announced at start-up; the API folds them into cache keys,
+so a model upgrade never serves an old summary.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+
+from service.constants import WORKER_HEARTBEAT_TTL_S, Keys
+from service.schemas import ModelInfo
+
+__all__ = ["SummarizerTraits", "WorkerRegistry"]
+
+log = structlog.get_logger(__name__)
+
+
+class SummarizerTraits(msgspec.Struct, frozen=True):
+    """What the workers' summarizer does with a style."""
+
+    model: str
+    follows_instructions: bool
+
+
+class WorkerRegistry:
+    """Heartbeats and the models record, written by workers and read by the API."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    # --- the worker's side ------------------------------------------------------------------------
+
+    async def announce_models(
+        self, models: dict[str, ModelInfo], *, follows_instructions: bool
+    ) -> None:
+        """Record what this deployment's workers run (the last worker to start wins), and
+        whether its summarizer follows a style's instruction (T5-family models do; BART-CNN
+        style models summarize whatever they are given and ignore it)."""
+        traits = SummarizerTraits(
+            model=models["summarization"].id, follows_instructions=follows_instructions
+        )
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.models(), msgspec.json.encode(models))
+            pipe.set(self.keys.summarizer(), msgspec.json.encode(traits))
+            await pipe.execute()
+
+    async def beat(self, worker_id: str, models: dict[str, ModelInfo]) -> None:
+        """Write (or renew) this worker's heartbeat."""
+        record = {
+            "id": worker_id,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "models": msgspec.to_builtins(models),
+        }
+        await self.redis.set(
+            self.keys.worker(worker_id), msgspec.json.encode(record), ex=WORKER_HEARTBEAT_TTL_S
+        )
+
+    async def remove(self, worker_id: str) -> None:
+        """Forget a worker that stops cleanly (readiness need not wait for its key to expire)."""
+        await self.redis.delete(self.keys.worker(worker_id))
+
+    # --- the API's side ---------------------------------------------------------------------------
+
+    async def models(self) -> dict[str, ModelInfo] | None:
+        """The announced models, or None before any worker has announced (or if unreadable)."""
+        raw = await self.redis.get(self.keys.models())
+        if raw is None:
+            return None
+        try:
+            return msgspec.json.decode(raw, type=dict[str, ModelInfo])
+        except msgspec.DecodeError:
+            log.warning("unreadable models record in redis; using placeholders")
+            return None
+
+    async def summarizer(self) -> SummarizerTraits | None:
+        """What the announced summarizer can do, or None before any worker has said."""
+        raw = await self.redis.get(self.keys.summarizer())
+        if raw is None:
+            return None
+        try:
+            return msgspec.json.decode(raw, type=SummarizerTraits)
+        except msgspec.DecodeError:
+            return None
+
+    async def live(self, limit: int = 1000) -> list[str]:
+        """Ids of the workers whose heartbeat key has not expired, sorted."""
+        keys: list[bytes | str] = []
+        async for key in self.redis.scan_iter(match=self.keys.workers_pattern(), count=100):
+            keys.append(key)
+            if len(keys) >= limit:
+                break
+        if not keys:
+            return []
+        records = await self.redis.mget(keys)
+        return sorted(_worker_id(key, record) for key, record in zip(keys, records, strict=True))
+
+    async def count(self) -> int:
+        """How many workers have a fresh heartbeat."""
+        workers = 0
+        async for _ in self.redis.scan_iter(match=self.keys.workers_pattern(), count=100):
+            workers += 1
+        return workers
+
+
+def _worker_id(key: bytes | str, record: bytes | None) -> str:
+    """The id a heartbeat record names, else the key's last part."""
+    fallback = (key.decode() if isinstance(key, bytes) else key).rsplit(":", 1)[-1]
+    if record is None:
+        return fallback
+    try:
+        decoded = msgspec.json.decode(record)
+    except msgspec.DecodeError:
+        return fallback
+    return str(decoded.get("id", fallback)) if isinstance(decoded, dict) else fallback
