@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.nlp.batching import plan_batches
-from service.nlp.translate import collapse_repeats, split_long
+from service.nlp.engine import collapse_repeats
+from service.text.split import split_long
 
 
 def words(text: str) -> int:
