@@ -440,8 +440,7 @@ def _rss_child(backend: str, translation: str, summarization: str, root: str, th
     """Load both models under ``backend``, run each once, print the peak RSS as JSON."""
     import service.nlp.ct2 as ct2
     from service.nlp.loading import load_seq2seq
-    from service.nlp.summarize import TransformersSummarizer
-    from service.nlp.translate import TransformersTranslator
+    from service.nlp.transformers_engine import TransformersSummarizer, TransformersTranslator
     from service.presets import Generation
 
     torch.set_num_threads(threads)
@@ -490,11 +489,15 @@ def run_ct2_benchmark(
     ``max_sentences`` / ``summary_seeds`` limit the workload (``None``: every seed sentence and
     every seed article, about three times as long).
     """
+    from benchmarks.fixed_length import (
+        FixedLengthCT2Summarizer,
+        FixedLengthCT2Translator,
+        FixedLengthTransformersSummarizer,
+        FixedLengthTransformersTranslator,
+    )
     from service.nlp import ct2
-    from service.nlp.backends import usable_cores
+    from service.nlp.device import usable_cores
     from service.nlp.loading import load_seq2seq
-    from service.nlp.summarize import TransformersSummarizer
-    from service.nlp.translate import TransformersTranslator
     from service.text.segment import split_sentences
 
     threads = threads or usable_cores()
@@ -545,19 +548,19 @@ def run_ct2_benchmark(
         # --- translation ------------------------------------------------------------------
         _progress("translation: loading transformers fp32 and int8, ctranslate2 int8 and fp32")
         translators: dict[str, Any] = {
-            "transformers_fp32": TransformersTranslator(
+            "transformers_fp32": FixedLengthTransformersTranslator(
                 load_seq2seq(str(models.translation), device=cpu, compute_type="float32"),
-                fixed_length_factor=LENGTH_FACTOR,
+                length_factor=LENGTH_FACTOR,
             ),
-            "transformers_int8": TransformersTranslator(
+            "transformers_int8": FixedLengthTransformersTranslator(
                 load_seq2seq(str(models.translation), device=cpu, compute_type="int8"),
-                fixed_length_factor=LENGTH_FACTOR,
+                length_factor=LENGTH_FACTOR,
             ),
-            "ct2_int8": ct2.CT2Translator(
-                ct2_model(models.translation, "int8"), fixed_length_factor=LENGTH_FACTOR
+            "ct2_int8": FixedLengthCT2Translator(
+                ct2_model(models.translation, "int8"), length_factor=LENGTH_FACTOR
             ),
-            "ct2_float32": ct2.CT2Translator(
-                ct2_model(models.translation, "float32"), fixed_length_factor=LENGTH_FACTOR
+            "ct2_float32": FixedLengthCT2Translator(
+                ct2_model(models.translation, "float32"), length_factor=LENGTH_FACTOR
             ),
         }
         reference = translators["transformers_fp32"]
@@ -608,17 +611,17 @@ def run_ct2_benchmark(
         figures["ct2_load_summarization_transformers_s"] = time.perf_counter() - began
         ct2_bart = ct2_model(models.summarization, "int8")
         summarizers: dict[str, Any] = {
-            "transformers_fp32": TransformersSummarizer(
-                hf_bart, fixed_summary_tokens=SUMMARY_TOKENS
+            "transformers_fp32": FixedLengthTransformersSummarizer(
+                hf_bart, summary_tokens=SUMMARY_TOKENS
             ),
-            "ct2_int8": ct2.CT2Summarizer(ct2_bart, fixed_summary_tokens=SUMMARY_TOKENS),
+            "ct2_int8": FixedLengthCT2Summarizer(ct2_bart, summary_tokens=SUMMARY_TOKENS),
         }
         generation = _summary_generation()
         # Warm-up on the same loaded models, with short outputs (a full one costs seconds).
-        TransformersSummarizer(hf_bart, fixed_summary_tokens=8).summarize_batch(
+        FixedLengthTransformersSummarizer(hf_bart, summary_tokens=8).summarize_batch(
             [seeds[0][:300]], generation
         )
-        ct2.CT2Summarizer(ct2_bart, fixed_summary_tokens=8).summarize_batch(
+        FixedLengthCT2Summarizer(ct2_bart, summary_tokens=8).summarize_batch(
             [seeds[0][:300]], generation
         )
         counter = summarizers["ct2_int8"]

@@ -4,8 +4,8 @@ The hub models (opus-mt-de-en, distilbart-cnn-12-6) cannot be downloaded here, a
 test models are far too small to say anything about speed.  What decides inference cost is the
 architecture (widths, depths, heads, vocabulary size) and how many tokens go in and come out,
 not the values of the weights.  So this module builds models with the real configurations and
-random weights, and the benchmarks fix every output length (``fixed_length_factor``,
-``fixed_summary_tokens``), which makes each model do exactly the work the real one would do.
+random weights, and the benchmarks fix every output length (``benchmarks.fixed_length``),
+which makes each model do exactly the work the real one would do.
 
 Tokenizers come from the tiny models (``make_tiny_models``): their ids all lie inside the real
 vocabularies, so embedding look-ups and the output projection have the real shapes.  The one

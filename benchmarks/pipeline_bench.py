@@ -67,9 +67,11 @@ import msgspec
 import torch
 
 from benchmarks import ROOT, SEEDS_DIR, Figures
+from benchmarks.fixed_length import FixedLengthTransformersTranslator, with_fixed_lengths
 from benchmarks.models import RealSizeModels
+from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler, plan_batches
-from service.nlp.translate import TransformersTranslator
+from service.nlp.transformers_engine import TransformersTranslator
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.presets import Preset, PresetRegistry
 from service.schemas import Result
@@ -158,12 +160,7 @@ def run_pipeline_benchmark(options: PipelineBenchOptions | None = None) -> Figur
                 flush=True,
             )
             settings = _settings(models, options, beams=4)
-            pipeline = build_pipeline(
-                settings,
-                presets=_beam_presets(settings),
-                fixed_length_factor=LENGTH_FACTOR,
-                fixed_summary_tokens=SUMMARY_TOKENS,
-            )
+            pipeline = _fixed_length_pipeline(settings, _beam_presets(settings))
             try:
                 _cut_outputs_to_own_length(_transformers_engine(pipeline))
                 figures["pipeline_beam4_articles"] = len(beam4_articles)
@@ -208,12 +205,7 @@ def _run_greedy(
     """
     settings = _settings(models, options, beams=1)
     started = time.perf_counter()
-    pipeline = build_pipeline(
-        settings,
-        presets=_greedy_presets(settings),
-        fixed_length_factor=LENGTH_FACTOR,
-        fixed_summary_tokens=SUMMARY_TOKENS,
-    )
+    pipeline = _fixed_length_pipeline(settings, _greedy_presets(settings))
     try:
         figures["pipeline_load_s"] = round(time.perf_counter() - started, 1)
         figures["torch_threads"] = torch.get_num_threads()
@@ -312,6 +304,14 @@ def _settings(models: RealSizeModels, options: PipelineBenchOptions, *, beams: i
     )
 
 
+def _fixed_length_pipeline(settings: Settings, presets: PresetRegistry) -> Pipeline:
+    """The service's pipeline on these models, every output length fixed (``fixed_length``)."""
+    engines = with_fixed_lengths(
+        load_engines(settings), length_factor=LENGTH_FACTOR, summary_tokens=SUMMARY_TOKENS
+    )
+    return build_pipeline(settings, presets=presets, engines=engines)
+
+
 def _beam_presets(settings: Settings) -> PresetRegistry:
     """The shipped presets (the standard style decodes with 4 beams)."""
     return PresetRegistry.from_directory(settings.prompts_dir)
@@ -346,7 +346,7 @@ def _transformers_engine(pipeline: Pipeline) -> TransformersTranslator:
 class OwnLengthOutputs:
     """The translation model, with each output cut to its own sentence's length after generation.
 
-    With ``fixed_length_factor`` every sentence of a batch is generated to the batch's longest
+    With a fixed length factor every sentence of a batch is generated to the batch's longest
     length: that is the work a real model does too (a batch runs until its longest member is
     done), so generation is left exactly as it is.  But a real model's shorter sentences end
     early and their translations are short, while here each of them would decode to the longest
@@ -354,8 +354,8 @@ class OwnLengthOutputs:
     translation gives it (``translation_pipeline_generated_padding_share`` says how much).  So
     after ``generate`` returns, the ids past ``ceil(factor x the row's own source tokens)`` are
     replaced by ``<pad>``, which decoding skips.  It costs a tensor slice; the translator code
-    runs unchanged.  (Doing this in ``TransformersTranslator`` itself in fixed-length mode
-    would make this wrapper unnecessary.)
+    runs unchanged.  (Doing this in ``FixedLengthTransformersTranslator`` itself would make this
+    wrapper unnecessary.)
     """
 
     def __init__(self, model: Any, factor: float) -> None:
@@ -721,7 +721,7 @@ def _explore(
     ``KURZ_COMPUTE_TYPE=int8`` does): what ``Pipeline.run``'s translate stage does, minus the
     (here absent) sentence cache.
     """
-    from service.nlp.backends import usable_cores
+    from service.nlp.device import usable_cores
     from service.nlp.loading import load_seq2seq
 
     engines: dict[str, TransformersTranslator] = {"float32": engine}
@@ -733,8 +733,8 @@ def _explore(
             loaded = load_seq2seq(
                 settings.translation_source, device=torch.device("cpu"), compute_type=compute
             )
-            engines[compute] = TransformersTranslator(
-                loaded, num_beams=1, fixed_length_factor=LENGTH_FACTOR
+            engines[compute] = FixedLengthTransformersTranslator(
+                loaded, num_beams=1, length_factor=LENGTH_FACTOR
             )
             engines[compute].translate_batch(["Ein kurzer Satz zum Aufwärmen."])
         torch.set_num_threads(threads or settings.inference_threads or usable_cores())

@@ -18,7 +18,8 @@ from service.constants import MIN_GERMAN_SHARE
 from service.errors import EmptyTextError, NotGermanError
 from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
-from service.nlp.summarize import SummaryEngine, summarize
+from service.nlp.engine import Engines, SummaryEngine
+from service.nlp.summarize import summarize
 from service.presets import PresetRegistry
 from service.schemas import AlignedSentence, ModelInfo, Result
 from service.settings import Settings
@@ -55,13 +56,10 @@ class Pipeline:
         scheduler: InferenceScheduler,
         summarizer: SummaryEngine,
         presets: PresetRegistry,
-        *,
-        sentence_cache: SentenceCache | None = None,
     ) -> None:
         self.scheduler = scheduler
         self.summarizer = summarizer
         self.presets = presets
-        self.sentence_cache = sentence_cache
         self._summary_executor = ThreadPoolExecutor(1, thread_name_prefix="summarization")
 
     def close(self) -> None:
@@ -96,9 +94,12 @@ class Pipeline:
         on_progress: ProgressSink | None = None,
         sentence_cache: SentenceCache | None = None,
     ) -> Result:
-        """Translate and summarize one article; raises ``InputError`` subclasses for bad input."""
+        """Translate and summarize one article; raises ``InputError`` subclasses for bad input.
+
+        ``sentence_cache`` is the worker's (it is keyed by the translation model, which is only
+        known once the models are loaded); without one every sentence is translated.
+        """
         progress = on_progress or (lambda stage, done, total: None)
-        cache = sentence_cache or self.sentence_cache
         preset = self.presets.get(request.style)
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -116,7 +117,9 @@ class Pipeline:
         mark = time.perf_counter()
         title = request.title.strip() if request.title else ""
         to_translate = german + ([title] if title else [])
-        english, from_cache = await self._translate(to_translate, cache, progress, len(german))
+        english, from_cache = await self._translate(
+            to_translate, sentence_cache, progress, len(german)
+        )
         title_en = english.pop() if title else None
         timings["translate_ms"] = _elapsed_ms(mark)
 
@@ -195,17 +198,17 @@ def build_pipeline(
     settings: Settings,
     *,
     presets: PresetRegistry | None = None,
-    fixed_length_factor: float | None = None,
-    fixed_summary_tokens: int | None = None,
+    engines: Engines | None = None,
 ) -> Pipeline:
-    """Load the models and presets the settings name and wire them into a ``Pipeline``."""
+    """Load the models and presets the settings name and wire them into a ``Pipeline``.
+
+    ``engines`` already loaded are used as they are (the benchmarks load theirs with fixed
+    output lengths); the batching settings still come from ``settings``.
+    """
     registry = presets or PresetRegistry.from_directory(settings.prompts_dir)
-    prepare_models(settings)
-    engines = load_engines(
-        settings,
-        fixed_length_factor=fixed_length_factor,
-        fixed_summary_tokens=fixed_summary_tokens,
-    )
+    if engines is None:
+        prepare_models(settings)
+        engines = load_engines(settings)
     scheduler = InferenceScheduler(
         engines.translation,
         token_budget=settings.batch_token_budget,

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from service.nlp.batching import plan_batches
-from service.nlp.translate import collapse_repeats, split_long
+from service.nlp.engine import collapse_repeats
+from service.text.split import split_long
 
 
 def words(text: str) -> int:
@@ -81,3 +85,16 @@ def test_split_long_never_loses_text(text: str) -> None:
 def test_collapse_repeats_cuts_only_degenerate_loops(looping: str, expected: str) -> None:
     """A model stuck in a loop is cut back; ordinary repetition in real text is left alone."""
     assert collapse_repeats(looping) == expected
+
+
+def test_scheduler_and_splitting_load_no_torch() -> None:
+    """The scheduler, the summary map-reduce and long-sentence splitting import without torch."""
+    code = (
+        "import sys\n"
+        "import service.nlp.batching, service.nlp.summarize, service.text.split\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'ctranslate2') if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert loaded.stdout.strip() == "[]"

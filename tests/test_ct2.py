@@ -13,25 +13,32 @@ import ctranslate2
 import pytest
 import torch
 
+from benchmarks.fixed_length import (
+    FixedLengthCT2Summarizer,
+    FixedLengthCT2Translator,
+    FixedLengthTransformersSummarizer,
+    FixedLengthTransformersTranslator,
+)
 from service.errors import ConfigError, ModelUnavailableError
-from service.nlp import ct2
+from service.nlp import conversion, ct2
 from service.nlp.backends import load_engines
 from service.nlp.batching import plan_batches
-from service.nlp.ct2 import (
-    CT2Model,
-    CT2Summarizer,
-    CT2Translator,
+from service.nlp.conversion import (
     DecoderStart,
     convert_model,
     converted_dir_name,
     decide_decoder_start,
-    decoding_lengths,
-    load_ct2_model,
     resolve_compute_type,
 )
+from service.nlp.ct2 import (
+    CT2Model,
+    CT2Summarizer,
+    CT2Translator,
+    decoding_lengths,
+    load_ct2_model,
+)
 from service.nlp.loading import LoadedModel, load_seq2seq, resolve_model_dir
-from service.nlp.summarize import TransformersSummarizer
-from service.nlp.translate import TransformersTranslator
+from service.nlp.transformers_engine import TransformersSummarizer, TransformersTranslator
 from service.presets import Generation
 from service.settings import Settings
 from service.text.segment import split_sentences
@@ -157,8 +164,8 @@ def test_fixed_length_translation_generates_as_many_tokens_as_transformers(
     hf_translation: LoadedModel, ct2_translation_f32: CT2Model, seed_sentences: list[str]
 ) -> None:
     """Benchmarks' fixed output length means the same number of tokens on both backends."""
-    reference = TransformersTranslator(hf_translation, fixed_length_factor=1.1)
-    engine = CT2Translator(ct2_translation_f32, fixed_length_factor=1.1)
+    reference = FixedLengthTransformersTranslator(hf_translation, length_factor=1.1)
+    engine = FixedLengthCT2Translator(ct2_translation_f32, length_factor=1.1)
     batch = seed_sentences[:12]
     longest = max(engine.count_tokens(batch))
     new_tokens = reference.max_new_tokens(longest)
@@ -268,8 +275,8 @@ def test_fixed_summary_length_matches_transformers(
     hf_summarization: LoadedModel, ct2_summarization_f32: CT2Model, seed_paragraphs: list[str]
 ) -> None:
     """A fixed summary length (benchmarks) yields the same summary on both backends."""
-    reference = TransformersSummarizer(hf_summarization, fixed_summary_tokens=30)
-    engine = CT2Summarizer(ct2_summarization_f32, fixed_summary_tokens=30)
+    reference = FixedLengthTransformersSummarizer(hf_summarization, summary_tokens=30)
+    engine = FixedLengthCT2Summarizer(ct2_summarization_f32, summary_tokens=30)
     batch = seed_paragraphs[:2]
     got = engine.summarize_tokens(batch, GREEDY_SUMMARY)
     assert engine.summarize_batch(batch, GREEDY_SUMMARY) == reference.summarize_batch(
@@ -377,7 +384,7 @@ def test_converted_copy_is_reused_on_the_next_start(
     def no_conversion(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(ct2._Converter, "convert", no_conversion)
+    monkeypatch.setattr(conversion._Converter, "convert", no_conversion)
     second = _ct2_model(tiny_models_dir / "translation", tmp_path, "int8")
     assert second.directory == first.directory
     assert model_bin.stat().st_mtime_ns == stamp
@@ -407,7 +414,7 @@ def test_cache_key_holds_model_revision_and_compute_type(
     assert new_revision != revision
     updated = convert_model(source, new_revision, str(source), "int8", root)
     assert updated not in (int8, float32)
-    marker = json.loads((updated / ct2.MARKER_NAME).read_text(encoding="utf-8"))
+    marker = json.loads((updated / conversion.MARKER_NAME).read_text(encoding="utf-8"))
     assert (marker["revision"], marker["quantization"]) == (new_revision, "int8")
     assert converted_dir_name("Helsinki-NLP/opus-mt-de-en", "abc123", "int8") == (
         "Helsinki-NLP--opus-mt-de-en-abc123-int8"
@@ -419,14 +426,14 @@ def test_two_workers_starting_together_convert_once(
 ) -> None:
     """Workers that start at the same moment share one conversion and both load it."""
     conversions = 0
-    real = ct2._Converter.convert
+    real = conversion._Converter.convert
 
     def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal conversions
         conversions += 1
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(ct2._Converter, "convert", counting)
+    monkeypatch.setattr(conversion._Converter, "convert", counting)
     source = tiny_models_dir / "summarization"
     _, revision = resolve_model_dir(str(source))
     results: list[Path] = []
@@ -456,7 +463,7 @@ def test_marian_conversion_records_its_zero_embedding_start(
     ct2_translation_f32: CT2Model, ct2_summarization_f32: CT2Model
 ) -> None:
     """Marian's converted start (a zero vector) is checked against transformers' <pad> start."""
-    marian = json.loads((ct2_translation_f32.directory / ct2.MARKER_NAME).read_text())
+    marian = json.loads((ct2_translation_f32.directory / conversion.MARKER_NAME).read_text())
     assert marian["decoder_start"] == {
         "transformers": "<pad>",
         "converted": "</s>",

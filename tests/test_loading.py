@@ -111,7 +111,7 @@ def test_thread_count_respects_a_container_cpu_quota(
     """A worker limited to N CPUs by its container sizes its threads for N, not the host."""
     import os
 
-    from service.nlp.backends import usable_cores
+    from service.nlp.device import usable_cores
 
     path = tmp_path / "cpu.max"
     if cpu_max is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import EmptyTextError, NotGermanError, UnknownStyleError
-from service.nlp.translate import TranslationEngine
+from service.nlp.engine import TranslationEngine
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.settings import Settings
 from service.text.segment import split_sentences

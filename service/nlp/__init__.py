@@ -1,3 +1,9 @@
-"""The models and nothing else: loading, the transformers and CTranslate2 engines, translation,
-summarization and the inference scheduler.  The only package that imports torch; it runs in the
-worker."""
+"""The models and nothing else; it runs in the worker, never in the API process.
+
+``engine`` holds the contracts the pipeline calls and the limits both backends share;
+``transformers_engine`` and ``ct2`` (with ``conversion``) are the two backends, side by side;
+``backends.load_engines`` picks one from the settings; ``loading`` and ``device`` find models and
+place them; ``batching`` (the inference scheduler) and ``summarize`` (the map-reduce) drive any
+engine and need no torch.  Outside ``service.dev``, the modules here are the only ones in
+``service`` that import torch.
+"""

@@ -7,7 +7,8 @@ the model's input limit are split into pieces first (``split_long``) and joined 
 input sentence maps to exactly one output.
 
 Inference runs off the event loop; results and progress are handed back with
-``loop.call_soon_threadsafe``.
+``loop.call_soon_threadsafe``.  The scheduler drives any ``TranslationEngine`` and needs no torch
+itself.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from service.nlp.translate import TranslationEngine, split_long
+from service.nlp.engine import TranslationEngine
+from service.text.split import split_long
 
 log = structlog.get_logger(__name__)
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from service.errors import ModelUnavailableError
+from service.nlp.engine import ModelRef
 
 #: Files a model needs to run under transformers or be converted for ctranslate2.  Leaves out
 #: TensorFlow, Flax and Rust weights that some hub repositories also carry.
@@ -34,16 +35,9 @@ MODEL_FILE_PATTERNS = [
     "*.spm",
     "*.txt",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelRef:
-    """What ran: reported in every result and folded into every cache key."""
-
-    id: str
-    revision: str
-    backend: str
-    compute_type: str
+# MarianTokenizer warns on every construction when sacremoses is missing; the punctuation
+# normalizer it would provide is not used by either backend.
+_SACREMOSES_WARNING = r"Recommended: pip install sacremoses"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +61,6 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` means CUDA when a GPU is usable, else the CPU; ``cuda`` without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ModelUnavailableError("cuda", "KURZ_DEVICE=cuda but no CUDA device is usable")
-    return torch.device(name)
 
 
 def resolve_model_dir(source: str, *, allow_download: bool = True) -> tuple[Path, str]:
@@ -192,6 +177,13 @@ def load_seq2seq(
     return LoadedModel(
         model=model, tokenizer=tokenizer, device=device, dtype=dtype, ref=ref, directory=directory
     )
+
+
+def quiet_tokenizer(tokenizer_class: Any, source: str, **kwargs: Any) -> Any:
+    """Load a tokenizer without MarianTokenizer's sacremoses nag (see ``_SACREMOSES_WARNING``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_SACREMOSES_WARNING, category=UserWarning)
+        return tokenizer_class.from_pretrained(source, **kwargs)
 
 
 def download_models(sources: Iterable[str]) -> list[Path]:

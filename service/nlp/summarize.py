@@ -1,49 +1,28 @@
-"""Summarization: the engine contract and map-reduce over texts longer than the model reads.
+"""Summarization: map-reduce over texts longer than the model reads, whichever backend runs it.
 
 BART reads 1024 tokens and T5 512; a long article's translation does not fit.  Instead of
 truncating (and silently dropping the end of the article), the English sentences are packed into
 chunks that fit, each chunk is summarized (map), the chunk summaries are joined and summarized
-again (reduce), as many rounds as it takes.
+again (reduce), as many rounds as it takes.  The engine does the generating
+(``service.nlp.engine.SummaryEngine``); nothing here needs torch.
 """
 
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-import torch
-
-from service.nlp.loading import LoadedModel, ModelRef
-from service.nlp.translate import split_long
+from service.nlp.engine import SummaryEngine
 from service.presets import Generation, Preset
+from service.text.split import split_long
 
-#: Model families trained to follow instructions; others (BART-CNN, PEGASUS) get plain text.
-INSTRUCTION_MODEL_TYPES = frozenset({"t5", "mt5", "umt5", "longt5"})
 #: Map-reduce rounds before giving up; each round shrinks the text about four-fold, so real inputs
 #: need two or three.
 MAX_ROUNDS = 8
 #: Chunks summarized in one generate call: bounds memory (chunks x input length x beams).
 CHUNKS_PER_BATCH = 4
 _ENGLISH_SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]?\s+(?=[\"“‘(]?[A-Z0-9])")
-
-
-class SummaryEngine(Protocol):
-    """One summarization model behind one backend."""
-
-    ref: ModelRef
-    max_input_tokens: int
-    follows_instructions: bool
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Input tokens per text, special tokens included."""
-        ...
-
-    def summarize_batch(self, texts: Sequence[str], generation: Generation) -> list[str]:
-        """Summarize texts that each fit ``max_input_tokens``, as one batch."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,54 +32,6 @@ class SummaryOutcome:
     text: str
     chunks: int
     rounds: int
-
-
-class TransformersSummarizer:
-    """A seq2seq summarizer under transformers with bounded generation."""
-
-    def __init__(self, loaded: LoadedModel, *, fixed_summary_tokens: int | None = None) -> None:
-        self.loaded = loaded
-        self.ref = loaded.ref
-        self.fixed_summary_tokens = fixed_summary_tokens
-        config = loaded.model.config
-        limits = [int(getattr(loaded.tokenizer, "model_max_length", 0) or 0)]
-        limits.append(int(getattr(config, "max_position_embeddings", 0) or 0))
-        sane = [limit for limit in limits if 0 < limit < 1_000_000]
-        self.max_input_tokens = min(sane) if sane else 512
-        self.follows_instructions = config.model_type in INSTRUCTION_MODEL_TYPES
-        self._tokenizer_lock = threading.Lock()
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        with self._tokenizer_lock:
-            encoded = self.loaded.tokenizer(list(texts), add_special_tokens=True)["input_ids"]
-        return [len(ids) for ids in encoded]
-
-    @torch.inference_mode()
-    def summarize_batch(self, texts: Sequence[str], generation: Generation) -> list[str]:
-        loaded = self.loaded
-        with self._tokenizer_lock:
-            batch = loaded.tokenizer(list(texts), return_tensors="pt", padding=True)
-        if batch["input_ids"].shape[1] > self.max_input_tokens:
-            raise ValueError("summarizer input over the model's limit; chunking must run first")
-        batch = {name: tensor.to(loaded.device) for name, tensor in batch.items()}
-        if self.fixed_summary_tokens is not None:
-            min_new = max_new = self.fixed_summary_tokens
-        else:
-            max_new = generation.max_length
-            min_new = min(generation.min_length, max_new)
-        output = loaded.model.generate(
-            **batch,
-            max_new_tokens=max_new,
-            min_new_tokens=min_new,
-            num_beams=generation.num_beams,
-            length_penalty=generation.length_penalty,
-            no_repeat_ngram_size=generation.no_repeat_ngram_size,
-            early_stopping=generation.num_beams > 1,
-            do_sample=False,
-        )
-        with self._tokenizer_lock:
-            decoded = loaded.tokenizer.batch_decode(output, skip_special_tokens=True)
-        return [text.strip() for text in decoded]
 
 
 def pack_chunks(sentences: Sequence[str], engine: SummaryEngine, content_limit: int) -> list[str]:

@@ -38,7 +38,7 @@ import msgspec
 import pytest
 
 from service.errors import EmptyTextError, InputError, NotGermanError
-from service.nlp.summarize import SummaryEngine
+from service.nlp.engine import SummaryEngine
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.presets import Generation
 from service.settings import Settings
