@@ -41,7 +41,7 @@ _MARKS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("ending -ej/-oj", r"(?:ej|oj)$"),
         ("j after a consonant", r"[cdgklmprstvwz]j[aeiouy]"),
         ("initial Wl/Wj/Wy", r"^w[ljy]"),
-        ("schtsch", r"schtsch"),
+        ("schtsch/schsch", r"scht?sch"),
     )
 )
 #: English loanwords that would otherwise match (``Interview``, ``Show``).
@@ -93,12 +93,14 @@ def _reasons(word: str) -> tuple[str, ...]:
     return tuple(reason for reason, pattern in _MARKS if pattern.search(lower))
 
 
-#: German spelling -> English spelling, applied in this order (longest groups first).
+#: German spelling -> English spelling, in one pass, the longest group first at each position
+#: (so the ``ch`` of ``tsch`` is not respelled again).
 _RESPELL = (
     ("schtsch", "shch"),
     ("tsch", "ch"),
     ("sch", "sh"),
     ("ch", "kh"),
+    ("ss", "s"),
     ("yj", "y"),
     ("ij", "iy"),
     ("ej", "ei"),
@@ -108,11 +110,16 @@ _RESPELL = (
 )
 
 
+_RESPELL_MAP = dict(_RESPELL)
+_RESPELLING = re.compile("|".join(re.escape(german) for german, _ in _RESPELL))
+
+
 def english_guess(word: str) -> str:
-    """A first guess at the English spelling (``Uschakow`` -> ``Ushakov``); an editor checks."""
-    guess = word.lower()
-    for german, english in _RESPELL:
-        guess = guess.replace(german, english)
+    """A first guess at the English spelling (``Uschakow`` -> ``Ushakov``); an editor checks.
+
+    German doubles ``s`` between vowels to keep it voiceless (``Gerassimow``); English does not.
+    """
+    guess = _RESPELLING.sub(lambda match: _RESPELL_MAP[match.group()], word.lower())
     return guess[:1].upper() + guess[1:]
 
 
