@@ -59,6 +59,12 @@ def test_tsv_entries_parse_in_order_with_any_line_ending() -> None:
     )
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_term() -> None:
+    """A spreadsheet's UTF-8 BOM before the first entry is dropped, in TSV and CSV alike."""
+    assert parse_entries("\ufeffLawrow\tLavrov")[0].source == "Lawrow"
+    assert parse_entries("\ufeffLawrow,Lavrov", "csv")[0].source == "Lawrow"
+
+
 def test_csv_entries_follow_rfc_4180_quoting_and_deepl_language_columns() -> None:
     """CSV takes quoted fields with commas and doubled quotes, and DeepL's 4-column export."""
     text = (

@@ -100,6 +100,12 @@ def test_case_of_the_occurrence_is_kept() -> None:
     assert applied("LAWROW, LAWROWS und lawrow") == "LAVROV, LAVROV'S und lavrov"
 
 
+def test_an_upper_case_source_keeps_its_target_as_written() -> None:
+    """'NATO' -> 'Nato' (house style) stays 'Nato', and 'NATOs' becomes "Nato's"."""
+    style = Glossary.create(name="s", source_lang="DE", target_lang="EN", entries="NATO\tNato")
+    assert apply_to_source("NATO und NATOs Gipfel", style).text == "Nato und Nato's Gipfel"
+
+
 def test_longest_entry_wins_and_spans_line_breaks() -> None:
     """'Wladimir Klitschko' (kept as written) beats 'Wladimir', also across a line break."""
     text = "Wladimir\nKlitschko traf Wladimir Putin."

@@ -256,7 +256,12 @@ def parse_entries(text: str, entries_format: EntriesFormat = "tsv") -> tuple[Glo
 def parse_numbered_entries(
     text: str, entries_format: EntriesFormat = "tsv"
 ) -> list[tuple[int, GlossaryEntry]]:
-    """Like :func:`parse_entries`, with the line number (from 1) each entry stands on."""
+    """Like :func:`parse_entries`, with the line number (from 1) each entry stands on.
+
+    A leading byte-order mark (spreadsheet programs write one into CSV) is dropped, since it
+    would otherwise become part of the first source term and that term would never match.
+    """
+    text = text.removeprefix("\ufeff")
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > MAX_ENTRIES_BYTES:
         raise GlossaryTooLargeError(

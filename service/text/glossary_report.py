@@ -36,6 +36,7 @@ __all__ = [
     "SettledSentence",
     "Term",
     "article_report",
+    "needs_fallback",
     "settle_sentence",
 ]
 

@@ -188,8 +188,8 @@ class TermMatcher:
             replacement = _keep_case(found_term, entry.source, entry.target)
             if suffix and not (german and _GENITIVE_ARTICLE.search(text, 0, match.start())):
                 replacement += "'" if replacement.lower().endswith("s") else "'s"
-            if found.isupper() and not replacement.isupper():
-                replacement = replacement.upper()
+            if found_term.isupper() and not entry.source.isupper():
+                replacement = replacement.upper()  # LAWROWS -> LAVROV'S, the ending too
             between = text[position : match.start()]
             parts.append(between)
             new_start = new_length + len(between)
