@@ -47,10 +47,12 @@ __all__ = [
 _GENITIVE = r"(?P<suffix>['’]s|s|['’])?"
 #: Names ending in these sounds take the bare apostrophe in the German genitive.
 _SIBILANT_ENDINGS = ("s", "ss", "ß", "x", "z", "tz", "ce")
-#: ``die Rede des Bundeskanzlers``: after an article the genitive is "of the X", not "X's".
 #: Where a term may start: a word (taken whole, for the index) or a single symbol character.
 _START = re.compile(r"(?<!\w)\w+|[^\w\s]")
-_GENITIVE_ARTICLE = re.compile(r"(?:^|\W)(?:des|eines|dieses|jenes)\s+$", re.IGNORECASE)
+#: ``die Rede des Bundeskanzlers``: after an article the genitive is "of the X", not "X's".
+_GENITIVE_ARTICLE = re.compile(r"(?<!\w)(?:des|eines|dieses|jenes)\s+$", re.IGNORECASE)
+#: How far before a term the article is looked for (``dieses`` and a few blanks).
+_ARTICLE_WINDOW = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +188,7 @@ class TermMatcher:
                 suffix, end = "", match.end("term")  # a closing quote, not a genitive
             found = text[match.start() : end]
             replacement = _keep_case(found_term, entry.source, entry.target)
-            if suffix and not (german and _GENITIVE_ARTICLE.search(text, 0, match.start())):
+            if suffix and not (german and _after_article(text, match.start())):
                 replacement += "'" if replacement.lower().endswith("s") else "'s"
             if found_term.isupper() and not entry.source.isupper():
                 replacement = replacement.upper()  # LAWROWS -> LAVROV'S, the ending too
@@ -251,6 +253,12 @@ def check_summary(summary_en: str, glossary: Glossary) -> Repair:
     A target term the summary dropped is not checked: a summary leaves people out by design.
     """
     return repair_output(summary_en, glossary)
+
+
+def _after_article(text: str, start: int) -> bool:
+    """Whether a genitive article (``des``, ``eines``...) stands right before ``start``."""
+    window_start = max(0, start - _ARTICLE_WINDOW)
+    return _GENITIVE_ARTICLE.search(text, window_start, start) is not None
 
 
 def _index_key(term: str) -> str:
