@@ -8,6 +8,8 @@ import re
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.settings import ROOT
 from service.text.glossary import MAX_ENTRIES, Glossary
@@ -126,6 +128,27 @@ def test_hits_report_offsets_in_both_texts() -> None:
         ("Peskow", "Peskov"),
     ]
     assert result.required_terms == ("Lavrov", "Peskov")
+
+
+_NAMES = ["Lawrow", "Lawrows", "LAWROW", "Lawrowsche", "Wladimir", "Klitschko", "Kiew", "Kiews"]
+_FILLER = [" ", "  ", "\n", "-", "'", "’", ",", "„", "“", "des", "und", "x", "ß", "1", "s"]
+_PIECES = st.sampled_from([*_NAMES, *_FILLER, "Peskow's"])
+
+
+@given(st.lists(_PIECES, max_size=40))
+def test_only_the_hits_change_and_offsets_always_line_up(pieces: list[str]) -> None:
+    """Text between hits is kept byte for byte, and a second pass finds nothing to change."""
+    text = "".join(pieces)
+    result = apply_to_source(text, NAMES)
+    rebuilt, position = [], 0
+    for hit in result.hits:
+        assert text[hit.start : hit.end] == hit.found
+        assert result.text[hit.new_start : hit.new_end] == hit.replacement
+        rebuilt += [text[position : hit.start], hit.replacement]
+        position = hit.end
+    assert "".join([*rebuilt, text[position:]]) == result.text
+    again = apply_to_source(result.text, NAMES)
+    assert [h.found for h in again.hits if h.found != h.replacement] == []
 
 
 def test_text_without_glossary_terms_is_unchanged() -> None:
