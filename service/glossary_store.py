@@ -137,6 +137,13 @@ class GlossaryStore:
             raise GlossaryNotFoundError(glossary_id)
         return _info(glossary_id, msgspec.json.decode(meta, type=_Meta))
 
+    async def digest(self, owner: str, glossary_id: str) -> str:
+        """The glossary's content digest, for cache keys, without reading its entries."""
+        stored_owner, meta = await self._fields(glossary_id, "owner", "meta")
+        if meta is None or not _owned(stored_owner, owner):
+            raise GlossaryNotFoundError(glossary_id)
+        return msgspec.json.decode(meta, type=_Meta).digest
+
     async def entries(self, owner: str, glossary_id: str) -> str:
         """The entries as TSV, as DeepL's ``GET /v2/glossaries/{id}/entries`` returns them."""
         stored_owner, entries = await self._fields(glossary_id, "owner", "entries")

@@ -60,6 +60,7 @@ async def test_created_glossary_reads_back_whole(store: GlossaryStore, redis: Re
     loaded = await store.get("tenant-a", glossary.glossary_id)
     assert loaded == glossary
     assert loaded.digest == glossary.digest
+    assert await store.digest("tenant-a", glossary.glossary_id) == glossary.digest
     key = f"{store.prefix}:glossary:{glossary.glossary_id}"
     assert await redis.ttl(key) == -1  # no expiry
     assert await redis.zscore(f"{store.prefix}:glossaries:tenant-a", glossary.glossary_id)
@@ -82,7 +83,7 @@ async def test_another_owner_gets_not_found_for_everything(store: GlossaryStore)
     """Info, entries, get and delete by another owner answer exactly like a missing id."""
     glossary = names()
     await store.create("tenant-a", glossary)
-    for call in (store.info, store.entries, store.get, store.delete):
+    for call in (store.info, store.digest, store.entries, store.get, store.delete):
         with pytest.raises(GlossaryNotFoundError) as error:
             await call("tenant-b", glossary.glossary_id)
         assert error.value.glossary_id == glossary.glossary_id
