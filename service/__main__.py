@@ -2,7 +2,8 @@
 
 Commands: ``api`` and ``worker`` (the two processes of the service), ``summarize FILE...``
 (one-off use without the service), ``download-models`` (fill the Hugging Face cache on a machine
-with internet) and ``make-tiny-models DIR`` (small offline models for tests and trials).
+with internet), ``make-tiny-models DIR`` (small offline models for tests and trials) and
+``glossary suggest FILE...`` (names that look like German transliterations, as glossary TSV).
 """
 
 from __future__ import annotations
@@ -61,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--force", action="store_true", help="rebuild even if DIR is complete")
     tiny.set_defaults(run=_run_make_tiny)
+
+    glossary = commands.add_parser("glossary", help="glossary tools for editors")
+    glossary_commands = glossary.add_subparsers(dest="glossary_command", required=True)
+    suggest = glossary_commands.add_parser(
+        "suggest",
+        help="list names that look like German transliterations: TSV on stdout, counts on stderr",
+    )
+    suggest.add_argument("files", nargs="+", metavar="FILE", help="text files; - reads stdin")
+    suggest.set_defaults(run=_run_glossary_suggest)
     return parser
 
 
@@ -107,6 +117,24 @@ def _run_make_tiny(settings: Settings, args: argparse.Namespace) -> int:
     paths = make_tiny_models(Path(args.directory), seed=args.seed, force=args.force)
     print(paths.translation)  # noqa: T201 - the CLI's own output
     print(paths.summarization)  # noqa: T201
+    return 0
+
+
+def _run_glossary_suggest(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from service.text.transliteration import find_candidates, to_tsv
+
+    try:
+        texts = [sys.stdin.read() if f == "-" else Path(f).read_text("utf-8") for f in args.files]
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"error: {error}", file=sys.stderr)  # noqa: T201 - the CLI's own output
+        return 1
+    candidates = find_candidates(texts)
+    for candidate in candidates:
+        reasons = ", ".join(candidate.reasons)
+        print(f"{candidate.count:6d}  {candidate.word}  ({reasons})", file=sys.stderr)  # noqa: T201
+    sys.stdout.write(to_tsv(candidates))
     return 0
 
 
