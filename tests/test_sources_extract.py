@@ -173,3 +173,15 @@ def test_a_stuck_extraction_is_killed_at_the_time_limit() -> None:
 def test_markup_sent_as_text_is_recognised(text: str, expected: bool) -> None:
     """Documents and tag-wrapped text are markup; prose mentioning a tag or using < is not."""
     assert looks_like_markup(text) is expected
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["<!-- -->" * 12_000, "<!--" * 25_000, "<a " * 33_000, "<a" + "x" * 100_000, "< " * 50_000],
+)
+def test_the_markup_check_stays_linear_on_hostile_text(hostile: str) -> None:
+    """The API runs this on its event loop: 100,000 characters of near-markup take milliseconds
+    (a regular expression for leading comments once took over a minute on 250 of them)."""
+    started = time.perf_counter()
+    looks_like_markup(hostile)
+    assert time.perf_counter() - started < 0.1

@@ -79,6 +79,16 @@ async def test_tokens_the_model_copies_keep_each_tag_around_its_words() -> None:
     )
 
 
+async def test_tokens_written_back_with_blanks_are_still_placed() -> None:
+    """A model that detokenizes "<g1>" as "< g1 >" or "</ g1>" still gets its tags back."""
+
+    async def spaced(segments: list[str]) -> list[str]:
+        return [s.replace("<g1>", "< g1 >").replace("</g1>", "</ g1>") for s in segments]
+
+    result = await translate_html('<p>Ein <a href="/x">Link</a> hier.</p>', spaced)
+    assert result == '<p>Ein <a href="/x">Link</a> hier.</p>'
+
+
 async def test_blocks_are_units_whatever_whitespace_they_hold() -> None:
     """Headings, list items, cells, quotes and captions go out as one folded segment each."""
     source = (

@@ -67,9 +67,10 @@ _HTML_TAG_NAMES: Final = (
     "section small span strong style sub sup table tbody td th thead title tr u ul"
 )
 _HTML_TAGS: Final = frozenset(_HTML_TAG_NAMES.split())
-_DOCUMENT_START: Final = re.compile(
-    r"^\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|\?xml)\b", re.I | re.S
-)
+_DOCUMENT_START: Final = re.compile(r"<(?:!doctype\s+html|html|\?xml)\b", re.I)
+_BLANKS: Final = re.compile(r"\s*")
+#: Leading comments skipped when looking for a doctype; a page has one or two.
+_MAX_LEADING_COMMENTS: Final = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +95,28 @@ def looks_like_markup(text: str) -> bool:
     holds six or more of them.  German prose that mentions ``<p>`` once, or uses angle brackets
     as quotation marks (``<Zitat>``, not an HTML element), is not markup.
     """
-    if _DOCUMENT_START.match(text):
+    if _starts_as_document(text):
         return True
     tags = [m for m in _TAG_RE.finditer(text) if m.group(1).lower() in _HTML_TAGS]
     if len(tags) < 2 or not any(m.group(0).lstrip("< \t").startswith("/") for m in tags):
         return False
     starts_with_tag = tags[0].start() == len(text) - len(text.lstrip())
     return starts_with_tag or len(tags) >= 6
+
+
+def _starts_as_document(text: str) -> bool:
+    """Whether ``text`` opens with a doctype, ``<html>`` or an XML declaration, after blanks and
+    comments.  Walked by hand: a regular expression with a repeated comment group backtracks
+    exponentially on text of many comments (250 ``<!-- -->`` took over a minute)."""
+    position = _BLANKS.match(text).end()  # type: ignore[union-attr]  # \s* always matches
+    for _ in range(_MAX_LEADING_COMMENTS):
+        if not text.startswith("<!--", position):
+            break
+        end = text.find("-->", position + 4)
+        if end < 0:
+            return False
+        position = _BLANKS.match(text, end + 3).end()  # type: ignore[union-attr]
+    return _DOCUMENT_START.match(text, position) is not None
 
 
 def _paragraphs(body: Any) -> list[str]:

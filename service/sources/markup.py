@@ -51,7 +51,9 @@ _INLINE: Final = frozenset(
 _ATOMIC: Final = frozenset({"br", "img", "wbr", "code", "kbd", "samp", "var", "math", "svg"})
 #: Elements left exactly as they are, wherever they stand.
 _UNTOUCHED: Final = frozenset({"script", "style", "pre", "textarea", "template", "noscript"})
-_TOKEN: Final = re.compile(r"<\s*(/?)\s*([gx])\s*(\d{1,4})\s*(/?)\s*>")
+#: A placeholder as models write it back, a blank allowed between its parts (``< g1 >``); one
+#: blank, not ``\s*``, so that adjacent optional runs cannot backtrack quadratically.
+_TOKEN: Final = re.compile(r"< ?(/?) ?([gx]) ?(\d{1,4}) ?(/?) ?>")
 _SPACES: Final = re.compile(r"\s+")
 #: Attributes kept on every element on top of nh3's per-tag defaults.
 _GENERIC_ATTRIBUTES: Final = {"class", "dir", "id", "lang", "title", "translate"}
