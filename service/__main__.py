@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     summarize.add_argument("--title", default=None, help="article title to translate too")
     summarize.add_argument("--json", action="store_true", help="one JSON result per line")
     summarize.add_argument(
+        "--html", action="store_true", help="the files are HTML pages: extract the article first"
+    )
+    summarize.add_argument(
         "--allow-non-german", action="store_true", help="translate even if not German"
     )
     summarize.set_defaults(run=_run_summarize)
@@ -98,6 +101,7 @@ def _run_summarize(settings: Settings, args: argparse.Namespace) -> int:
         title=args.title,
         as_json=args.json,
         allow_non_german=args.allow_non_german,
+        html=args.html,
     )
 
 

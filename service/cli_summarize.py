@@ -1,7 +1,8 @@
 """``python -m service summarize FILE...``: the pipeline without the service, for one-off use.
 
 Progress (articles, and sentences of the current article) goes to stderr when it is a terminal;
-results go to stdout, as text or as one JSON object per line with ``--json``.
+results go to stdout, as text or as one JSON object per line with ``--json``.  With ``--html``
+the files are HTML pages (a saved page or a CMS body) and the article is extracted from each first.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from service.errors import KurzError
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.schemas import Result
 from service.settings import Settings
+from service.sources.extract import Extractor
 
 
 def read_article(name: str) -> str:
@@ -35,14 +37,24 @@ def summarize_files(
     title: str | None,
     as_json: bool,
     allow_non_german: bool,
+    html: bool = False,
 ) -> int:
-    """Summarize each file in turn; returns 0, or 1 if any file failed (the others still run)."""
+    """Summarize each file in turn; returns 0, or 1 if any file failed (the others still run).
+
+    With ``html`` the files are HTML pages and the article is extracted from each first; the
+    page's title is used when ``title`` is None.
+    """
     pipeline = build_pipeline(settings)
     pipeline.presets.get(style)  # an unknown style fails before any model work
+    extractor = Extractor() if html else None
     try:
-        return asyncio.run(_summarize_all(pipeline, files, style, title, as_json, allow_non_german))
+        return asyncio.run(
+            _summarize_all(pipeline, files, style, title, as_json, allow_non_german, extractor)
+        )
     finally:
         pipeline.close()
+        if extractor is not None:
+            extractor.close()
 
 
 async def _summarize_all(
@@ -52,6 +64,7 @@ async def _summarize_all(
     title: str | None,
     as_json: bool,
     allow_non_german: bool,
+    extractor: Extractor | None = None,
 ) -> int:
     show = sys.stderr.isatty()
     failures = 0
@@ -66,10 +79,15 @@ async def _summarize_all(
                 bar.refresh()
 
         try:
-            text = read_article(name)
+            text, article_title = read_article(name), title
+            if extractor is not None:
+                page = await extractor.extract(text)
+                text, article_title = page.text, title if title is not None else page.title
+                if page.short_text_warning:
+                    tqdm.write(f"warning: {name}: {page.short_text_warning}", file=sys.stderr)
             result = await pipeline.run(
                 ArticleRequest(
-                    text=text, title=title, style=style, allow_non_german=allow_non_german
+                    text=text, title=article_title, style=style, allow_non_german=allow_non_german
                 ),
                 on_progress=on_progress,
             )
