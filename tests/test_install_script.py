@@ -88,8 +88,10 @@ class Machine:
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
         )
         (info / "RECORD").write_text(f"{name}/__init__.py,,{size}\n", encoding="utf-8")
+        # Python 3.12 and later count only the recorded files that exist.
+        (self.site / name).mkdir()
+        (self.site / name / "__init__.py").touch()
         if name == "torch":
-            (self.site / "torch").mkdir()
             (self.site / "torch" / "version.py").write_text(
                 f"cuda: Optional[str] = {cuda and repr(cuda)}\n", encoding="utf-8"
             )
