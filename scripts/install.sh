@@ -62,7 +62,7 @@ pick_python() {
   local range="3.$supported_min to 3.$supported_max" version name
   if [ -n "${PYTHON:-}" ]; then
     version=$(version_of "$PYTHON")
-    [ -n "$version" ] || die "PYTHON=$PYTHON does not run; $how_to_get"
+    [ -n "$version" ] || die "PYTHON=$PYTHON is not found or does not run; $how_to_get"
     is_supported "$version" \
       || die "PYTHON=$PYTHON is Python $version, Kurzgefasst needs $range: $how_to_get"
     python=$PYTHON python_version=$version
@@ -162,7 +162,11 @@ cuda = re.search(r"^cuda\b[^=]*=\s*.([0-9.]+)", version_py, re.M)
 build = f"CUDA {cuda[1]} build" if cuda else "CPU build"
 print(f"torch {torch.version} ({build}, {(size(torch) + extra) / 1e9:.1f} GB on disk)")
 ')
-say "installed $torch_build $torch_from"
+hint=""
+if [ "$torch_choice" = cpu ] && [[ $torch_build == *CUDA* ]]; then
+  hint="; for the smaller CPU build set TORCH_INDEX_URL to an index that has it"
+fi
+say "installed $torch_build $torch_from$hint"
 
 if [ -n "${DEPS_ONLY:-}" ]; then
   requirements=$(mktemp)

@@ -503,3 +503,25 @@ def test_report_names_a_cuda_build_and_counts_its_libraries(tmp_path: Path) -> N
         "install.sh: installed torch 2.13.0 (CUDA 13.0 build, 2.7 GB on disk) "
         "from the package registry (KURZ_TORCH=cuda)"
     ) in result.stdout.splitlines()
+
+
+def test_registry_fallback_that_brings_cuda_says_how_to_get_the_cpu_build(tmp_path: Path) -> None:
+    """When the fallback turns out to be the CUDA build, the same line says how to avoid it."""
+    machine = Machine(tmp_path)
+    machine.python("python3", "3.12")
+    shutil.rmtree(machine.site)
+    machine.installed("torch", "2.13.0", size=1_500_000_000, cuda="13.0")
+    result = machine.install()
+    assert result.returncode == 0, result.stderr
+    said = one_line(result.stdout)
+    assert "CUDA 13.0 build" in said and "did not answer" in said
+    assert said.endswith("for the smaller CPU build set TORCH_INDEX_URL to an index that has it")
+
+
+def test_python_env_var_that_does_not_exist_stops_with_one_line(machine: Machine) -> None:
+    """A PYTHON that names no interpreter is reported, not replaced by python3."""
+    machine.python("python3", "3.12")
+    result = machine.install(PYTHON="python3.12")
+    assert result.returncode != 0
+    assert "PYTHON=python3.12 is not found" in one_line(result.stderr)
+    assert machine.venv_made_by() == []
