@@ -56,6 +56,8 @@ is_supported() {
   [[ $1 == 3.* && $minor =~ ^[0-9]+$ ]] && ((minor >= supported_min && minor <= supported_max))
 }
 
+python="" python_version=""
+
 # Sets `python` and `python_version`: PYTHON, else python3 if supported, else the newest
 # supported python3.1x on PATH; stops with one line naming what it found otherwise.
 pick_python() {
@@ -87,20 +89,32 @@ pick_python() {
   die "no supported Python ($range): $seen; $how_to_get"
 }
 
-# The venv: kept when its Python fits, rebuilt (and said so) when it does not.
-python="" python_version=""
-venv_version=""
-[ -e "$venv/bin/python" ] && venv_version=$(version_of "$venv/bin/python")
-if [ -n "${PYTHON:-}" ] || [ -z "$venv_version" ] || ! is_supported "$venv_version"; then
+# The venv: kept when its Python fits, rebuilt (and said so) when it does not. The version it
+# was made with comes from pyvenv.cfg: after a system upgrade its bin/python may still run, but
+# as another version than its site-packages were installed for.
+venv_made="" venv_runs="" venv_ok=""
+if [ -e "$venv/bin/python" ] || [ -L "$venv/bin/python" ]; then
+  venv_runs=$(version_of "$venv/bin/python")
+  if [ -f "$venv/pyvenv.cfg" ]; then
+    venv_made=$(sed -n 's/^version\(_info\)\{0,1\} *= *\([0-9]*\.[0-9]*\).*/\2/p' "$venv/pyvenv.cfg")
+  fi
+  venv_made=${venv_made:-$venv_runs}
+  if [ -n "$venv_runs" ] && [ "$venv_runs" = "$venv_made" ] && is_supported "$venv_runs"; then
+    venv_ok=yes
+  fi
+  if [ -n "${PYTHON:-}" ] || [ -z "$venv_ok" ]; then
+    pick_python
+  fi
+  if [ -z "$venv_ok" ] || { [ -n "$python" ] && [ "$venv_runs" != "$python_version" ]; }; then
+    [ -f "$venv/pyvenv.cfg" ] \
+      || die "$venv is not a virtual environment; remove it or pass another VENV_DIR"
+    made_by="was made by Python $venv_made"
+    [ -n "$venv_made" ] || made_by="has a Python that no longer runs"
+    say "$venv $made_by; rebuilding it with $python (Python $python_version)"
+    rm -rf "$venv"
+  fi
+else
   pick_python
-fi
-if [ -e "$venv/bin/python" ] && [ -n "$python" ] && [ "$venv_version" != "$python_version" ]; then
-  [ -f "$venv/pyvenv.cfg" ] \
-    || die "$venv is not a virtual environment; remove it or pass another VENV_DIR"
-  made_by="was made by Python $venv_version"
-  [ -n "$venv_version" ] || made_by="has a Python that no longer runs"
-  say "$venv $made_by; rebuilding it with $python (Python $python_version)"
-  rm -rf "$venv"
 fi
 if [ ! -e "$venv/bin/python" ]; then
   "$python" -m venv "$venv" \

@@ -30,7 +30,7 @@ from service.settings import ROOT
 
 SCRIPT = ROOT / "scripts" / "install.sh"
 #: What the script and the stand-ins call besides shell built-ins and the interpreters.
-TOOLS = ("dirname", "grep", "sort", "rm", "mkdir", "cp", "mktemp", "cat")
+TOOLS = ("dirname", "grep", "sed", "sort", "rm", "mkdir", "cp", "mktemp", "cat")
 
 FAKE_PYTHON = """#!/bin/sh
 echo "$0 $*" >> "{log}"
@@ -320,16 +320,26 @@ def test_venv_of_an_unsupported_python_is_rebuilt(machine: Machine) -> None:
 
 
 def test_venv_whose_python_no_longer_runs_is_rebuilt(machine: Machine) -> None:
-    """A .venv whose base interpreter was uninstalled is rebuilt with a working one."""
+    """A .venv whose base interpreter was uninstalled (a dangling link) is rebuilt."""
     (machine.venv / "bin").mkdir(parents=True)
-    broken = machine.broken_python("gone")
-    shutil.copy(broken, machine.venv / "bin" / "python")
-    (machine.venv / "pyvenv.cfg").write_text("version = 3.11.0\n", encoding="utf-8")
+    (machine.venv / "bin" / "python").symlink_to(machine.root / "uninstalled" / "python3.11")
+    (machine.venv / "pyvenv.cfg").write_text("version = 3.11.4\n", encoding="utf-8")
     machine.python("python3", "3.13")
     result = machine.install()
     assert result.returncode == 0, result.stderr
-    assert "no longer runs; rebuilding it with python3 (Python 3.13)" in result.stdout
+    assert "was made by Python 3.11; rebuilding it with python3 (Python 3.13)" in result.stdout
     assert machine.venv_version() == "3.13"
+
+
+def test_venv_whose_python_was_upgraded_underneath_is_rebuilt(machine: Machine) -> None:
+    """A .venv made by 3.11 whose python now runs as 3.12 (a system upgrade) is rebuilt."""
+    (machine.venv / "bin").mkdir(parents=True)
+    shutil.copy(machine.python("python3", "3.12"), machine.venv / "bin" / "python")
+    (machine.venv / "pyvenv.cfg").write_text("version_info = 3.11.9\n", encoding="utf-8")
+    result = machine.install()
+    assert result.returncode == 0, result.stderr
+    assert "was made by Python 3.11; rebuilding it with python3 (Python 3.12)" in result.stdout
+    assert machine.venv_made_by() == ["python3"]
 
 
 def test_a_directory_that_is_not_a_venv_is_never_deleted(machine: Machine) -> None:
