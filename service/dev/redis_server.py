@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 #: A redis-server answers PING within milliseconds of starting; a busy 2-core machine may take
 #: a second or two.
@@ -98,7 +98,8 @@ class ServerRedis:
                     )
                 # Ours, not a server that took the port first: that one would answer PING too.
                 with contextlib.suppress(RedisError):
-                    if client.info("server").get("process_id") == self.process.pid:
+                    info = cast("dict[str, Any]", client.info("server"))  # sync client
+                    if info.get("process_id") == self.process.pid:
                         return
                 time.sleep(0.05)
         finally:
