@@ -7,13 +7,16 @@
 #
 # Build arguments:
 #   BAKE_MODELS=1        run `python -m service download-models` at build time, so that a
-#                        container starts without internet (0: fetched on the worker's first start)
+#                        container starts without internet (0: fetched, and converted for
+#                        ctranslate2, on the worker's first start; compose keeps both in volumes)
 #   KURZ_BACKEND         `ctranslate2` (the default) also converts the baked models at build
 #                        time; `transformers` skips that
 #   BASE_IMAGE           a CUDA base for GPU workers (see compose.gpu.yml); needs Python 3.11,
 #                        or an Ubuntu whose apt has python3.11 (it is installed then)
 #   TORCH_SPEC, TORCH_INDEX_URL
 #                        passed to scripts/install.sh; the default index is PyTorch's CPU build
+#                        (an empty TORCH_INDEX_URL lets the script probe for it and fall back to
+#                        the registry's torch, for a build behind a mirror)
 #
 # Dependencies are installed by scripts/install.sh, the script `make install` and CI run, in a
 # layer of their own (DEPS_ONLY=1, from pyproject.toml alone) before the source is copied, so

@@ -3,7 +3,9 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# A PYTHON given on the command line gets a stamp of its own, so that `PYTHON=python3.12 make run`
+# runs the install script, which rebuilds a .venv made by another Python version.
+STAMP := $(VENV)/.installed$(if $(PYTHON),-$(notdir $(PYTHON)))
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml scripts/install.sh
 	scripts/install.sh $(VENV) dev
 	@touch $(STAMP)
 
-install: $(STAMP) ## make .venv and install the package with its dev extras (CPU torch)
+install: $(STAMP) ## make .venv (Python 3.11-3.13; PYTHON=...) with the dev extras (CPU torch)
 
 test: $(STAMP) ## run the whole test suite (installs first if needed)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -270,6 +270,26 @@ def test_the_hugging_face_cache_is_a_named_volume(compose: dict[str, Any]) -> No
     assert named and named[0] in compose["volumes"], mounts
 
 
+def test_converted_models_are_a_named_volume(compose: dict[str, Any], dockerfile: str) -> None:
+    """With BAKE_MODELS=0 a new worker container reuses the ctranslate2 models converted before."""
+    worker = compose["services"]["worker"]
+    workdir = instructions(dockerfile, "WORKDIR")[-1].strip()
+    default = Settings.model_fields["converted_models_dir"].default
+    assert isinstance(default, Path) and default.is_relative_to(ROOT)
+    target = environment(worker).get(
+        "KURZ_CONVERTED_MODELS_DIR", f"{workdir}/{default.relative_to(ROOT).as_posix()}"
+    )
+    mounts = [str(v) for v in worker["volumes"]]
+    named = [m.split(":")[0] for m in mounts if m.split(":")[1] == target]
+    assert named and named[0] in compose["volumes"], (target, mounts)
+    # A new volume is filled from the image's directory, owner included: the image must make it
+    # (with the baked conversions) and hand it to the unprivileged user, or the worker cannot
+    # write there.
+    assert any("mkdir" in r and target in r for r in instructions(dockerfile, "RUN"))
+    owned = [c.split()[-1] for c in instructions(dockerfile, "COPY") if "--chown=10001" in c]
+    assert any(target == d or target.startswith(d.rstrip("/") + "/") for d in owned), owned
+
+
 def test_gpu_variant_reserves_a_gpu_and_builds_a_cuda_image() -> None:
     """`docker compose -f docker-compose.yml -f compose.gpu.yml up` runs the workers on a GPU."""
     gpu = load_yaml(COMPOSE_GPU)["services"]["worker"]
@@ -324,9 +344,17 @@ def test_readme_table_lists_every_setting_with_its_default() -> None:
         assert meaning.strip(), f"{name} has no meaning in the README"
 
 
+def install_variables() -> set[str]:
+    """``KURZ_`` variables that scripts/install.sh reads (``KURZ_TORCH``): not settings."""
+    script = (ROOT / "scripts" / "install.sh").read_text(encoding="utf-8")
+    return set(re.findall(r"\$\{?(KURZ_[A-Z0-9_]+)", script))
+
+
 def test_every_kurz_name_in_the_docs_is_a_setting() -> None:
-    """Examples in the README, Dockerfile and .env.example use real setting names."""
-    known = setting_names()
+    """Examples in the README, Dockerfile and .env.example use real setting names (or the
+    install script's own variables)."""
+    assert not install_variables() & setting_names()
+    known = setting_names() | install_variables()
     for path in (README, DOCKERFILE, ENV_EXAMPLE):
         for variable in set(re.findall(r"\bKURZ_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8"))):
             assert variable in known, f"{path.name}: {variable}"

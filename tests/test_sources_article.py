@@ -11,7 +11,7 @@ from service.sources.article import resolve_article
 from service.sources.errors import MarkupAsTextError
 from service.sources.extract import Extractor
 from service.sources.fetch import ArticleFetcher
-from service.ssrf import AllowList
+from service.webhooks.ssrf import AllowList
 from tests.pages import AUTHOR, SITE_NAME, news_page, read_seed
 from tests.test_sources_fetch import site  # noqa: F401 - the loopback site fixture
 

@@ -18,7 +18,7 @@ from service.sources.errors import (
     UrlRefusedError,
 )
 from service.sources.fetch import ArticleFetcher, check_article_url
-from service.ssrf import AllowList, IPAddress
+from service.webhooks.ssrf import AllowList, IPAddress
 
 GOOD_PAGE = (
     "<!DOCTYPE html><html><head><title>Wahl</title></head><body><article>"

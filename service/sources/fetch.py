@@ -1,7 +1,7 @@
 """Fetching an article page by URL, through the SSRF guard, within a time and a byte budget.
 
 The URL comes from a client, so the fetch is as dangerous as a webhook: it goes through the same
-:class:`~service.ssrf.GuardedTransport` (every address resolved, checked and connected to as
+:class:`~service.webhooks.ssrf.GuardedTransport` (every address resolved, checked and connected to as
 checked), with its own allow-list (``KURZ_FETCH_ALLOW_HOSTS``, not the webhooks' one: a newsroom
 may let callbacks reach an internal receiver without letting anyone read its intranet).
 
@@ -32,7 +32,7 @@ from service.sources.errors import (
     PageTooLargeError,
     UrlRefusedError,
 )
-from service.ssrf import (
+from service.webhooks.ssrf import (
     AllowList,
     CallbackRefusedError,
     GuardedTransport,
