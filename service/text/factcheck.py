@@ -61,7 +61,7 @@ def gather_evidence(
     sentence: str, language: Language, names: Mapping[str, str] | None = None
 ) -> Evidence:
     """The facts and words of one sentence; German sentences offer words only via ``names``."""
-    facts = extract_facts(sentence, language)
+    facts = extract_facts(sentence, language, names=False)
     values: set[Decimal] = set()
     percents: set[Decimal] = set()
     dates: list[Date] = []

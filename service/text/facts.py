@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
-from service.text.fact import Fact, FactKind, Language
-from service.text.figures import NUMBER_WORDS, money, numbers, percentages
+from service.text.fact import Fact, FactKind, Language, SpanSet
+from service.text.figures import NUMBER_WORDS, figures
 
 __all__ = ["Fact", "FactKind", "Language", "extract_facts", "name_tokens"]
 
@@ -74,25 +74,23 @@ def name_tokens(span: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-def extract_facts(text: str, language: Language = "en") -> list[Fact]:
-    """The checkable facts of ``text`` in order of position; spans never overlap."""
-    facts: list[Fact] = []
-    taken: list[tuple[int, int]] = []
+def extract_facts(text: str, language: Language = "en", *, names: bool = True) -> list[Fact]:
+    """The checkable facts of ``text`` in order of position; spans never overlap.
 
-    def free(start: int, end: int) -> bool:
-        return all(end <= s or start >= e for s, e in taken)
-
-    def add(fact: Fact) -> None:
-        if free(fact.start, fact.end):
-            facts.append(fact)
-            taken.append((fact.start, fact.end))
-
-    for scanner in (_dates, money, percentages, numbers, _weekdays):
-        for fact in scanner(text, language):
-            add(fact)
-    if language == "en":
-        for fact in _names(text):
-            add(fact)
+    Scanners run from the most specific to the least: a date owns its day and year, money and
+    percentages own their figures, and what is left of the digits are plain numbers.  Names are
+    read in English text only (``names=False`` skips them where only figures are wanted).
+    """
+    spans = SpanSet()
+    scanners = [_dates, figures, _weekdays]
+    facts = [
+        fact
+        for scanner in scanners
+        for fact in scanner(text, language)
+        if spans.claim(fact.start, fact.end)
+    ]
+    if names and language == "en":
+        facts.extend(fact for fact in _names(text) if spans.claim(fact.start, fact.end))
     return sorted(facts, key=lambda f: f.start)
 
 
@@ -122,8 +120,6 @@ def _dates(text: str, language: Language) -> list[Fact]:
     def emit(
         match: re.Match[str], day: str | None, day2: str | None, name: str, year: str | None
     ) -> None:
-        if any(not (match.end() <= f.start or match.start() >= f.end) for f in found):
-            return
         month = _MONTH_NUMBER.get(name.lower().rstrip("."))
         if month is None or not name[:1].isupper():
             return  # "may"/"march" in lower case are verbs, not months

@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from service.text.fact import Fact, Language
 
-__all__ = ["CURRENCY_WORDS", "NUMBER_WORDS", "money", "number_readings", "numbers", "percentages"]
+__all__ = ["CURRENCY_WORDS", "NUMBER_WORDS", "figures", "number_readings"]
 
 _WORDS_EN = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -146,10 +146,24 @@ def _amounts(text: str, language: Language) -> list[_Amount]:
     return sorted(amounts, key=lambda a: a.start)
 
 
-def money(text: str, language: Language) -> list[Fact]:
+def figures(text: str, language: Language) -> list[Fact]:
+    """Money, then percentages, then clock times, then plain numbers; overlaps are the caller's.
+
+    The order is the priority: "$1 billion" is money before "1 billion" is a number, and the
+    caller (:func:`service.text.facts.extract_facts`) keeps the first of overlapping facts.
+    """
+    amounts = _amounts(text, language)  # once: on a long sentence this is the costly part
+    found = _money(text, amounts) + _percentages(text, amounts)
+    # A clock time has no value to reconcile: it is found by its literal text.
+    found.extend(Fact("number", m.start(), m.end(), m.group()) for m in _TIME.finditer(text))
+    found.extend(Fact("number", a.start, a.end, "", a.values) for a in amounts)
+    return [_with_text(fact, text) for fact in found]
+
+
+def _money(text: str, amounts: list[_Amount]) -> list[Fact]:
     """Amounts with a currency symbol before or a currency word after them."""
     found = []
-    for amount in _amounts(text, language):
+    for amount in amounts:
         window = max(0, amount.start - 4)
         before = _CURRENCY_BEFORE.search(text[window : amount.start])
         after = _CURRENCY_AFTER.match(text[amount.end : amount.end + 12])
@@ -163,35 +177,18 @@ def money(text: str, language: Language) -> list[Fact]:
             found.append(
                 Fact("money", amount.start, end, "", amount.values, currency=CURRENCY_WORDS[symbol])
             )
-    return [_with_text(fact, text) for fact in found]
-
-
-def percentages(text: str, language: Language) -> list[Fact]:
-    """Amounts followed by "%", "percent", "Prozent" or "percentage points"."""
-    found = []
-    for amount in _amounts(text, language):
-        after = _PERCENT_AFTER.match(text[amount.end : amount.end + 24])
-        if after:
-            end = amount.end + after.end()
-            found.append(
-                Fact("percent", amount.start, end, text[amount.start : end], amount.values)
-            )
     return found
 
 
-def numbers(text: str, language: Language) -> list[Fact]:
-    """Every amount and clock time; the caller drops those inside dates, money or percentages."""
-    found = [
-        # A clock time has no value to reconcile: it is found by its literal text.
-        Fact("number", m.start(), m.end(), m.group())
-        for m in _TIME.finditer(text)
-    ]
-    timed = [(f.start, f.end) for f in found]
-    for amount in _amounts(text, language):
-        if any(s <= amount.start < e for s, e in timed):
-            continue
-        found.append(Fact("number", amount.start, amount.end, "", amount.values))
-    return [_with_text(fact, text) for fact in found]
+def _percentages(text: str, amounts: list[_Amount]) -> list[Fact]:
+    """Amounts followed by "%", "percent", "Prozent" or "percentage points"."""
+    found = []
+    for amount in amounts:
+        after = _PERCENT_AFTER.match(text[amount.end : amount.end + 24])
+        if after:
+            end = amount.end + after.end()
+            found.append(Fact("percent", amount.start, end, "", amount.values))
+    return found
 
 
 def _with_text(fact: Fact, text: str) -> Fact:
