@@ -187,6 +187,16 @@ def test_name_mapping_works_from_the_german_source() -> None:
     assert fact.found_in == "source"
 
 
+def test_glossary_targets_are_names_even_at_a_sentence_start() -> None:
+    """A glossary target opening a sentence is checked: supported if mapped, flagged if absent."""
+    glossary = {"Juri Uschakow": "Ushakov", "Sergej Lawrow": "Lavrov"}
+    supported = check("Ushakov briefed journalists.", names=glossary)["Ushakov"]
+    assert supported.supported
+    assert supported.sentence == 5
+    assert not check("Lavrov briefed journalists.", names=glossary)["Lavrov"].supported
+    assert check("Lavrov briefed journalists.") == {}
+
+
 def test_sentence_initial_capitals_are_not_names() -> None:
     """Words like "Meanwhile" or "Officials" at a sentence start are not checked as names."""
     summary = "Meanwhile, prices rose. Officials were silent. Inflation fell. The Kremlin spoke."

@@ -152,7 +152,7 @@ def check_summary(
     ``english[i]`` is the translation of ``german[i]``; a check's ``sentence`` is that index.
     ``names`` maps German name forms to English ones (glossary targets).
     """
-    facts = extract_facts(summary, "en")
+    facts = extract_facts(summary, "en", known_names=(names or {}).values())
     if not facts:
         return []
     in_english = [gather_evidence(s, "en", names) for s in english]

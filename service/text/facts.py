@@ -20,6 +20,7 @@ Every pattern here is linear in the text's length: no nested quantifiers.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from decimal import Decimal
 
 from service.text.fact import Fact, FactKind, Language, SpanSet
@@ -74,12 +75,19 @@ def name_tokens(span: str) -> tuple[str, ...]:
     return tuple(tokens)
 
 
-def extract_facts(text: str, language: Language = "en", *, names: bool = True) -> list[Fact]:
+def extract_facts(
+    text: str,
+    language: Language = "en",
+    *,
+    names: bool = True,
+    known_names: Iterable[str] = (),
+) -> list[Fact]:
     """The checkable facts of ``text`` in order of position; spans never overlap.
 
     Scanners run from the most specific to the least: a date owns its day and year, money and
     percentages own their figures, and what is left of the digits are plain numbers.  Names are
-    read in English text only (``names=False`` skips them where only figures are wanted).
+    read in English text only (``names=False`` skips them where only figures are wanted);
+    ``known_names`` (glossary targets) are names wherever they stand, even at a sentence start.
     """
     spans = SpanSet()
     scanners = [_dates, figures, _weekdays]
@@ -90,7 +98,8 @@ def extract_facts(text: str, language: Language = "en", *, names: bool = True) -
         if spans.claim(fact.start, fact.end)
     ]
     if names and language == "en":
-        facts.extend(fact for fact in _names(text) if spans.claim(fact.start, fact.end))
+        found = [*_known_names(text, known_names), *_names(text)]
+        facts.extend(fact for fact in found if spans.claim(fact.start, fact.end))
     return sorted(facts, key=lambda f: f.start)
 
 
@@ -167,6 +176,16 @@ def _weekdays(text: str, language: Language) -> list[Fact]:
             continue  # English has no "Mondayabend" compounds
         day = _WEEKDAY_NUMBER[match.group(1).lower()]
         found.append(Fact("weekday", match.start(), match.end(), match.group(), weekday=day))
+    return found
+
+
+def _known_names(text: str, known: Iterable[str]) -> list[Fact]:
+    """Occurrences of the given names as whole words, longest names first."""
+    found = []
+    for name in sorted({n.strip() for n in known if n.strip()}, key=len, reverse=True):
+        tokens = name_tokens(name) or tuple(word.lower() for word in name.split())
+        for match in re.finditer(rf"(?<!\w){re.escape(name)}(?!\w)", text):
+            found.append(Fact("name", match.start(), match.end(), match.group(), tokens=tokens))
     return found
 
 
