@@ -109,6 +109,20 @@ def test_spelled_out_number_matches_digits_and_german_compounds() -> None:
     assert fact.found_in == "source"
 
 
+def test_halves_in_english_and_german() -> None:
+    """Halves match: 3.5 is found as "dreieinhalb"; "four and a half" is flagged."""
+    english = ["The talks lasted three and a half hours."]
+    german = ["Die Gespräche dauerten dreieinhalb Stunden."]
+    checks = {c.text: c for c in check_summary("It took 3.5 hours.", ["It took long."], german)}
+    assert checks["3.5"].supported
+    assert checks["3.5"].found_in == "source"
+    checks = {
+        c.text: c
+        for c in check_summary("Three and a half hours, not four and a half.", english, german)
+    }
+    assert not checks["four and a half"].supported
+
+
 def test_money_needs_amount_and_currency() -> None:
     """Money "$1 billion" matches "one billion dollars"; "2 billion" or "euros" do not."""
     checks = check("Putin said $1 billion, or 1 billion euros, or 2 billion dollars, could go.")
@@ -210,6 +224,13 @@ def test_capitalized_run_at_sentence_start_is_a_name() -> None:
     checks = check("Mike Pompeo met Putin. Vladimir Putin spoke.")
     assert not checks["Mike Pompeo"].supported
     assert checks["Vladimir Putin"].supported
+
+
+def test_a_possessive_ends_a_name() -> None:
+    """A possessive ends a name: "Moscow's Kremlin" is two names, each found on its own."""
+    english = ["The forum was held in Moscow.", "The Kremlin said nothing."]
+    checks = check_summary("They met in Moscow's Kremlin.", english, [])
+    assert [(c.text, c.supported) for c in checks] == [("Moscow", True), ("Kremlin", True)]
 
 
 def test_names_match_whole_words_case_insensitively() -> None:

@@ -114,7 +114,12 @@ _DAY_MONTH = re.compile(
     re.IGNORECASE,
 )
 _MONTH_DAY = re.compile(
-    r"\b(" + _MONTH_NAMES + r")\.?\s+" + _DAY + r"(?!\d)" + _RANGE + r"(?![\d.,]\d)" + _YEAR,
+    r"\b("
+    + _MONTH_NAMES
+    + r")\.?\s+(\d{1,2})(?:st|nd|rd|th)?(?!\d)"
+    + _RANGE
+    + r"(?![\d.,]\d)"
+    + _YEAR,
     re.IGNORECASE,
 )
 _MONTH_ALONE = re.compile(r"\b(" + _MONTH_NAMES + r")\b" + _YEAR, re.IGNORECASE)
@@ -225,10 +230,12 @@ def _names(text: str) -> list[Fact]:
         gap = text[previous_end : word.start()] if previous_end >= 0 else " "
         capital = word.group()[:1].isupper() and word.group().lower() not in _NOT_NAMES
         connector = word.group() in _CONNECTORS and bool(run)
+        # A possessive ends a name: "Moscow's Kremlin" is two names, not one.
+        ends_name = bool(run) and run[-1].group().endswith(("'s", "’s"))
         ends_sentence = bool(run) and run[-1].group().endswith(".")
         if ends_sentence and _ACRONYM.fullmatch(run[-1].group()):
             ends_sentence = False
-        if run and (gap != " " or ends_sentence or not (capital or connector)):
+        if run and (gap != " " or ends_name or ends_sentence or not (capital or connector)):
             close()
         if capital or (connector and run):
             run.append(word)

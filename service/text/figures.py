@@ -38,7 +38,7 @@ NUMBER_WORDS: dict[Language, dict[str, int]] = {
 #: Words that are "one" only before a scale word ("a billion", "eine Milliarde").
 _ONE_BEFORE_SCALE = frozenset({"a", "an", "one", "ein", "eine", "einer", "einen", "einem"})
 #: German numerals glue onto these ("fünfstündigen", "sechsmal", "dreieinhalb").
-_DE_NUMBER_SUFFIX = r"(?:stündig\w*|mal|fach\w*|jährig\w*|tägig\w*|wöchig\w*|köpfig\w*|einhalb)"
+_DE_NUMBER_SUFFIX = r"(einhalb)?(?:stündig\w*|mal|fach\w*|jährig\w*|tägig\w*|wöchig\w*|köpfig\w*)?"
 _SCALES = {
     "hundred": 10**2, "thousand": 10**3, "million": 10**6, "millions": 10**6, "billion": 10**9,
     "billions": 10**9, "trillion": 10**12, "bn": 10**9, "hundert": 10**2, "tausend": 10**3,
@@ -100,7 +100,11 @@ _AMOUNT = {
     )
     for language in ("en", "de")
 }  # fmt: skip
-_DE_COMPOUND = re.compile(r"\b(" + _SPELLED["de"] + ")" + _DE_NUMBER_SUFFIX + r"\b", re.IGNORECASE)
+_DE_COMPOUND = re.compile(
+    r"\b(" + _SPELLED["de"] + ")(?=einhalb|stündig|mal|fach|jährig|tägig|wöchig|köpfig)"
+    + _DE_NUMBER_SUFFIX + r"\b", re.IGNORECASE,
+)  # fmt: skip
+_AND_A_HALF = re.compile(r"\s+and\s+a\s+half\b", re.IGNORECASE)
 _CURRENCY_BEFORE = re.compile(r"(US\$|\$|€|£)\s?$")
 _CURRENCY_AFTER = re.compile(
     r"^\s?(?:(?:US\s)?(" + "|".join(re.escape(w) for w in CURRENCY_WORDS if w.isalpha())
@@ -137,12 +141,17 @@ def _amounts(text: str, language: Language) -> list[_Amount]:
                 continue  # "one of the demands": a pronoun, not a figure
             else:
                 base = frozenset({Decimal(NUMBER_WORDS[language][word])})
+        half = _AND_A_HALF.match(text, end) if language == "en" and not scale else None
+        if half:  # "three and a half hours" is 3.5, and still "three" to a looser summary
+            base = base | frozenset(v + Decimal("0.5") for v in base)
+            end = half.end()
         values = frozenset(v * scale for v in base) if scale else base
         amounts.append(_Amount(match.start(), end, values))
     if language == "de":
         for match in _DE_COMPOUND.finditer(text):
-            value = NUMBER_WORDS["de"][match.group(1).lower()]
-            amounts.append(_Amount(match.start(), match.end(), frozenset({Decimal(value)})))
+            value = Decimal(NUMBER_WORDS["de"][match.group(1).lower()])
+            halves = {value, value + Decimal("0.5")} if match.group(2) else {value}
+            amounts.append(_Amount(match.start(), match.end(), frozenset(halves)))
     return sorted(amounts, key=lambda a: a.start)
 
 
