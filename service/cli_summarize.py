@@ -110,4 +110,7 @@ def _emit(name: str, result: Result, as_json: bool) -> None:
     else:
         heading = result.title_en or name
         sys.stdout.write(f"# {heading}\n\n{result.summary}\n\n")
+        if result.summary_flags:
+            # One line an editor (or a grep) finds: the facts the article does not support.
+            sys.stdout.write("FLAGGED: " + "; ".join(result.summary_flags) + "\n\n")
     sys.stdout.flush()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,6 +23,7 @@ from service.nlp.summarize import summarize
 from service.presets import PresetRegistry
 from service.schemas import AlignedSentence, ModelInfo, Result
 from service.settings import Settings
+from service.summary_check import summarize_checked
 from service.text.language import detect_language
 from service.text.segment import join_sentences, split_sentences
 
@@ -46,6 +47,8 @@ class ArticleRequest:
     title: str | None = None
     style: str = "standard"
     allow_non_german: bool = False
+    #: German -> English name forms (glossary targets) that the summary's fact check accepts.
+    names: Mapping[str, str] | None = None
 
 
 class Pipeline:
@@ -126,9 +129,16 @@ class Pipeline:
         mark = time.perf_counter()
         progress("summarize", 0, 1)
         loop = asyncio.get_running_loop()
-        outcome = await loop.run_in_executor(
-            self._summary_executor, summarize, self.summarizer, english, preset
+        checked = await summarize_checked(
+            lambda p: loop.run_in_executor(
+                self._summary_executor, summarize, self.summarizer, english, p
+            ),
+            english,
+            german,
+            preset,
+            names=request.names,
         )
+        outcome = checked.outcome
         progress("summarize", 1, 1)
         timings["summarize_ms"] = _elapsed_ms(mark)
         timings["total_ms"] = _elapsed_ms(started)
@@ -152,6 +162,10 @@ class Pipeline:
             timings_ms=timings,
             summary_chunks=outcome.chunks,
             summary_rounds=outcome.rounds,
+            checks=checked.checks,
+            summary_flags=checked.flags,
+            summary_attempts=checked.attempts,
+            summary_kept=checked.kept,
         )
 
     async def _translate(

@@ -36,6 +36,9 @@ class Preset(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     instruction: str
     generation: Generation = Generation()
     layout: Literal["paragraph", "bullets", "headline"] = "paragraph"
+    #: What an unsupported fact in the summary does: "flag" reports it; "retry" regenerates the
+    #: summary once with other decoding and keeps the version with fewer unsupported facts.
+    fact_check: Literal["flag", "retry"] = "flag"
     min_points: int = 3
     max_points: int = 5
     version: int = 1

@@ -6,6 +6,7 @@ This module imports nothing heavy: the API process uses it without torch.
 from __future__ import annotations
 
 import enum
+from typing import Literal
 
 import msgspec
 
@@ -41,6 +42,23 @@ class AlignedSentence(msgspec.Struct, frozen=True):
     cached: bool = False
 
 
+class FactCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """One checkable fact of the summary and whether the article supports it.
+
+    ``start``/``end`` are character offsets into ``summary`` (so an editor page can underline
+    the span); ``sentence`` is the index into ``alignment`` of the sentence that carries the fact,
+    ``found_in`` says which side of it: the English ``translation`` or the German ``source``.
+    """
+
+    kind: Literal["number", "date", "weekday", "money", "percent", "name"]
+    text: str
+    start: int
+    end: int
+    supported: bool
+    sentence: int | None = None
+    found_in: Literal["translation", "source"] | None = None
+
+
 class Result(msgspec.Struct, kw_only=True):
     """Everything one article produced."""
 
@@ -59,6 +77,14 @@ class Result(msgspec.Struct, kw_only=True):
     summary_chunks: int
     summary_rounds: int
     cached: bool = False
+    #: Facts of the summary looked up in the article (empty in results cached before checking).
+    checks: list[FactCheck] = msgspec.field(default_factory=list)
+    #: The texts of the unsupported facts; empty when every fact was found.
+    summary_flags: list[str] = msgspec.field(default_factory=list)
+    #: How many summaries were generated (2 when ``fact_check = "retry"`` regenerated one) and
+    #: which of them (1-based) was kept: the one with fewer unsupported facts, the first on a tie.
+    summary_attempts: int = 1
+    summary_kept: int = 1
 
 
 class Progress(msgspec.Struct):

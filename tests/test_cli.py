@@ -52,6 +52,21 @@ def test_summarize_json_prints_one_result_per_file(tiny_models_dir: Path) -> Non
         assert {"translation", "alignment", "models", "timings_ms"} <= set(line)
 
 
+def test_summarize_prints_fact_checks_and_a_flagged_line(tiny_models_dir: Path) -> None:
+    """--json carries checks and summary_flags; text mode prints them on a FLAGGED line."""
+    seed = str(sorted((ROOT / "seeds").glob("*.txt"))[0])
+    as_json = cli(["summarize", seed, "--json"], tiny_models_dir)
+    assert as_json.returncode == 0, as_json.stderr
+    [result] = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert result["summary_flags"]  # the tiny models' gibberish names are not in the article
+    assert result["summary_flags"] == [c["text"] for c in result["checks"] if not c["supported"]]
+    assert (result["summary_attempts"], result["summary_kept"]) == (1, 1)
+    as_text = cli(["summarize", seed], tiny_models_dir)
+    assert as_text.returncode == 0, as_text.stderr
+    [flag_line] = [line for line in as_text.stdout.splitlines() if line.startswith("FLAGGED: ")]
+    assert flag_line == "FLAGGED: " + "; ".join(result["summary_flags"])
+
+
 def test_summarize_reads_stdin_and_keeps_going_after_a_bad_file(tiny_models_dir: Path) -> None:
     """'-' reads standard input; a missing file is reported, the rest still run, exit is 1."""
     done = cli(

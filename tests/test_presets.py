@@ -22,6 +22,7 @@ def test_every_shipped_preset_validates() -> None:
         assert "{text}" in preset.instruction
         assert preset.generation.min_length <= preset.generation.max_length
         assert len(preset.digest) == 12
+        assert preset.fact_check in ("flag", "retry")
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,7 @@ def test_every_shipped_preset_validates() -> None:
         ('description = "d"\ninstruction = "no placeholder"\n', "instruction"),
         (GOOD + "[generation]\nmin_length = 50\nmax_length = 10\n", "generation.min_length"),
         (GOOD + 'layout = "haiku"\n', "layout"),
+        (GOOD + 'fact_check = "sometimes"\n', "fact_check"),
         (GOOD + 'colour = "blue"\n', "colour"),
         ('instruction = "{text}"\n', "description"),
         ("description = \n", "(file)"),
@@ -64,3 +66,12 @@ def test_digest_changes_when_the_file_changes(tmp_path: Path) -> None:
     before = PresetRegistry.from_directory(tmp_path).get("standard").digest
     path.write_text(GOOD + "[generation]\nnum_beams = 2\n")
     assert PresetRegistry.from_directory(tmp_path).get("standard").digest != before
+
+
+def test_fact_check_defaults_to_flag_and_accepts_retry(tmp_path: Path) -> None:
+    """A preset without ``fact_check`` only flags; one that says "retry" keeps that setting."""
+    (tmp_path / "standard.toml").write_text(GOOD)
+    (tmp_path / "strict.toml").write_text(GOOD + 'fact_check = "retry"\n')
+    registry = PresetRegistry.from_directory(tmp_path)
+    assert registry.get("standard").fact_check == "flag"
+    assert registry.get("strict").fact_check == "retry"
