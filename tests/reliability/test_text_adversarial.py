@@ -33,8 +33,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from service.text import segment
 from service.settings import ROOT
+from service.text import segment
 from service.text.language import detect_language
 from service.text.segment import Sentence, split_sentences
 
