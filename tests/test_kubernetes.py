@@ -32,6 +32,7 @@ from service.liveness import worker_alive
 from service.queue import JobPayload, JobQueue
 from service.queue_keys import waiting_list_key
 from service.settings import ROOT, Settings
+from tests.processes import free_port
 
 TEST_REDIS_URL = "redis://127.0.0.1:6379/14"
 #: Peak worker RSS measured with ctranslate2 int8 and both default models (issue 6's note).
@@ -205,6 +206,9 @@ async def test_worker_liveness_follows_its_own_heartbeat(redis: Redis, prefix: s
         await redis.delete(keys.worker(f"{host}-42-def456"))
         gone = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
         assert gone.returncode == 1
+        env["KURZ_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+        away = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
+        assert away.returncode == 1, "no Redis, no proof of life"
     finally:
         sync.close()
 
