@@ -29,12 +29,13 @@ test-reliability: $(STAMP) ## the fault, overload and hostile-input suite (CI si
 soak: $(STAMP) ## the reliability suite at full size (200 jobs, 20 kills, 1,000 cases ...)
 	KURZ_SOAK=1 $(PY) -m pytest tests/reliability --timeout=0 $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff, mypy, the import contracts and hadolint
+lint: $(STAMP) ## ruff, mypy, the import contracts, hadolint and the Kubernetes manifests
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
+	$(PY) -m service.dev.manifests
 
 format: $(STAMP) ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
