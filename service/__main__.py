@@ -84,9 +84,19 @@ def _run_api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _prepare_tiny_models(settings: Settings) -> None:
+    """With ``KURZ_MODELS=tiny``, build the tiny offline models first (once; later runs reuse
+    the build).  The runtime packages never build them: they are a developer's tool."""
+    if settings.models == "tiny":
+        from service.dev.tiny import make_tiny_models
+
+        make_tiny_models(settings.tiny_models_dir)
+
+
 def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
     from service.worker import run_worker
 
+    _prepare_tiny_models(settings)
     run_worker(settings)
     return 0
 
@@ -94,6 +104,7 @@ def _run_worker(settings: Settings, args: argparse.Namespace) -> int:
 def _run_summarize(settings: Settings, args: argparse.Namespace) -> int:
     from service.cli_summarize import summarize_files
 
+    _prepare_tiny_models(settings)
     return summarize_files(
         settings,
         args.files,

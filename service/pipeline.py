@@ -200,14 +200,6 @@ def _elapsed_ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 1)
 
 
-def prepare_models(settings: Settings) -> None:
-    """Build the tiny offline models first when ``KURZ_MODELS=tiny`` asks for them."""
-    if settings.models == "tiny":
-        from service.dev.tiny import make_tiny_models
-
-        make_tiny_models(settings.tiny_models_dir)
-
-
 def build_pipeline(
     settings: Settings,
     *,
@@ -221,7 +213,6 @@ def build_pipeline(
     """
     registry = presets or PresetRegistry.from_directory(settings.prompts_dir)
     if engines is None:
-        prepare_models(settings)
         engines = load_engines(settings)
     scheduler = InferenceScheduler(
         engines.translation,

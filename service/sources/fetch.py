@@ -1,9 +1,10 @@
 """Fetching an article page by URL, through the SSRF guard, within a time and a byte budget.
 
 The URL comes from a client, so the fetch is as dangerous as a webhook: it goes through the same
-:class:`~service.webhooks.ssrf.GuardedTransport` (every address resolved, checked and connected to as
-checked), with its own allow-list (``KURZ_FETCH_ALLOW_HOSTS``, not the webhooks' one: a newsroom
-may let callbacks reach an internal receiver without letting anyone read its intranet).
+:class:`~service.webhooks.ssrf.GuardedTransport` (every address resolved, checked and
+connected to as checked), with its own allow-list (``KURZ_FETCH_ALLOW_HOSTS``, not the
+webhooks' one: a newsroom may let callbacks reach an internal receiver without letting anyone
+read its intranet).
 
 Redirects are followed here, not by httpx, so each hop's URL is checked again before anything
 connects to it, and there are at most :data:`MAX_REDIRECTS`.  The whole fetch (every hop and the

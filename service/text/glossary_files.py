@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from service.errors import ConfigError
+from service.errors import GlossaryFileError
 from service.text.glossary import (
     SOURCE_LANG,
     TARGET_LANG,
@@ -27,19 +27,6 @@ from service.text.glossary import (
 __all__ = ["DEFAULT_GLOSSARY_ID", "GlossaryFileError", "load_default_glossary"]
 
 DEFAULT_GLOSSARY_ID = "default"
-
-
-class GlossaryFileError(ConfigError):
-    """A file of the default glossary is invalid; the message names the file and the line."""
-
-    code = "glossary_file"
-
-    def __init__(self, path: str, line: int, problem: str) -> None:
-        self.path = path
-        self.line = line
-        self.problem = problem
-        where = f"{path}:{line}" if line else path
-        super().__init__(f"{where}: {problem}")
 
 
 def load_default_glossary(directory: Path) -> Glossary | None:
