@@ -524,3 +524,34 @@ def test_decoding_lengths_count_the_end_token_like_transformers() -> None:
     assert decoding_lengths(20, 20, forced_eos=True) == (19, 19)
     assert decoding_lengths(20, 5, forced_eos=False) == (20, 5)
     assert decoding_lengths(1, 1, forced_eos=True) == (1, 1)
+
+
+# --- n-best ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["transformers", "ctranslate2"])
+def test_nbest_gives_n_ranked_translations_and_its_best_is_the_beam_search_result(
+    backend: str,
+    hf_translation: LoadedModel,
+    ct2_translation_f32: CT2Model,
+    seed_sentences: list[str],
+) -> None:
+    """``translate_nbest`` returns ``n`` translations per sentence, best first; the first is
+    what a plain beam search of as many beams finds, on both backends."""
+    n = 3
+    sentences = seed_sentences[:4]
+    if backend == "transformers":
+        nbest_engine: TransformersTranslator | CT2Translator = TransformersTranslator(
+            hf_translation
+        )
+        beam_engine: TransformersTranslator | CT2Translator = TransformersTranslator(
+            hf_translation, num_beams=n
+        )
+    else:
+        nbest_engine = CT2Translator(ct2_translation_f32)
+        beam_engine = CT2Translator(ct2_translation_f32, num_beams=n)
+    nbest = nbest_engine.translate_nbest(sentences, n)
+    assert [len(options) for options in nbest] == [n] * len(sentences)
+    assert [options[0] for options in nbest] == beam_engine.translate_batch(sentences)
+    with pytest.raises(ValueError, match="n >= 1"):
+        nbest_engine.translate_nbest(sentences, 0)

@@ -209,6 +209,13 @@ def _generate(
     model: CT2Model, source: list[list[str]], lengths: GenerationLengths, **options: Any
 ) -> list[list[str]]:
     """Run one batch of token lists with transformers' implicit decoding settings applied."""
+    return [hypotheses[0] for hypotheses in _generate_nbest(model, source, lengths, **options)]
+
+
+def _generate_nbest(
+    model: CT2Model, source: list[list[str]], lengths: GenerationLengths, **options: Any
+) -> list[list[list[str]]]:
+    """Every hypothesis of each source (``num_hypotheses`` in ``options``), best first."""
     decoding = model.decoding
     max_length, min_length = decoding_lengths(
         lengths.max_new, lengths.min_new, forced_eos=decoding.forced_eos
@@ -223,7 +230,7 @@ def _generate(
         return_end_token=False,
         **options,
     )
-    return [list(result.hypotheses[0]) for result in results]
+    return [[list(h) for h in result.hypotheses] for result in results]
 
 
 class CT2Translator(GuardedTranslator):
@@ -247,6 +254,26 @@ class CT2Translator(GuardedTranslator):
     def translate_batch(self, texts: Sequence[str]) -> list[str]:
         """Translate one batch; every text must already fit ``max_source_tokens``."""
         return self.finish(_decode(self.model, self.translate_tokens(texts), self.tokenizer_lock))
+
+    def translate_nbest(self, texts: Sequence[str], n: int) -> list[list[str]]:
+        """The ``n`` best translations of each text, best first."""
+        if not texts:
+            return []
+        beams = self.nbest_beams(n)
+        source = _source_tokens(self.model, texts, self.tokenizer_lock)
+        longest = max(len(tokens) for tokens in source)
+        self.check_source(longest)
+        nbest = _generate_nbest(
+            self.model,
+            source,
+            self.generation_lengths(longest),
+            beam_size=beams,
+            num_hypotheses=n,
+        )
+        return [
+            self.finish(_decode(self.model, hypotheses, self.tokenizer_lock))
+            for hypotheses in nbest
+        ]
 
 
 class CT2Summarizer(GuardedSummarizer):

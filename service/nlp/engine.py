@@ -64,6 +64,11 @@ class TranslationEngine(Protocol):
         """Translate texts that each fit ``max_source_tokens``, as one batch."""
         ...
 
+    def translate_nbest(self, texts: Sequence[str], n: int) -> list[list[str]]:
+        """The ``n`` best translations of each text by beam search, best first (for glossary
+        fallbacks and LibreTranslate's ``alternatives``); as guarded as ``translate_batch``."""
+        ...
+
 
 class SummaryEngine(Protocol):
     """One summarization model behind one backend."""
@@ -156,6 +161,12 @@ class GuardedTranslator(TokenizedEngine):
     def finish(decoded: Sequence[str]) -> list[str]:
         """The translations as a newsroom reads them: trimmed, degenerate loops cut."""
         return [collapse_repeats(text.strip()) for text in decoded]
+
+    def nbest_beams(self, n: int) -> int:
+        """Beams for an ``n``-best search: at least ``n``, and no fewer than the usual search."""
+        if n < 1:
+            raise ValueError(f"n-best needs n >= 1, not {n}")
+        return max(n, self.num_beams)
 
 
 class GuardedSummarizer(TokenizedEngine):

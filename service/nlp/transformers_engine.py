@@ -75,6 +75,22 @@ class TransformersTranslator(GuardedTranslator):
         )
         return self.finish(decoded)
 
+    def translate_nbest(self, texts: Sequence[str], n: int) -> list[list[str]]:
+        """The ``n`` best translations of each text by beam search, best first."""
+        if not texts:
+            return []
+        decoded = _generate(
+            self,
+            self.loaded,
+            texts,
+            self.check_source,
+            self.generation_lengths,
+            num_beams=self.nbest_beams(n),
+            num_return_sequences=n,
+        )
+        finished = self.finish(decoded)
+        return [finished[i * n : (i + 1) * n] for i in range(len(texts))]
+
 
 class TransformersSummarizer(GuardedSummarizer):
     """A seq2seq summarizer under transformers with bounded generation."""
