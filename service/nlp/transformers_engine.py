@@ -63,17 +63,7 @@ class TransformersTranslator(GuardedTranslator):
 
     def translate_batch(self, texts: Sequence[str]) -> list[str]:
         """Translate one batch; every text must already fit ``max_source_tokens``."""
-        if not texts:
-            return []
-        decoded = _generate(
-            self,
-            self.loaded,
-            texts,
-            self.check_source,
-            self.generation_lengths,
-            num_beams=self.num_beams,
-        )
-        return self.finish(decoded)
+        return [best for best, *_ in self.translate_nbest(texts, 1)]
 
     def translate_nbest(self, texts: Sequence[str], n: int) -> list[list[str]]:
         """The ``n`` best translations of each text by beam search, best first."""
