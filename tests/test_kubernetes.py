@@ -165,14 +165,14 @@ def test_every_kurz_name_is_a_setting(rendered: dict[str, Objects]) -> None:
         assert kurz, overlay
         assert kurz <= known, f"{overlay}: {sorted(kurz - known)}"
     for path in (ROOT / "deploy" / "kubernetes").rglob("*"):
-        if path.suffix in {".yaml", ".env", ".md"} and "schemas" not in path.parts:
+        if path.suffix in {".yaml", ".env", ".md"}:
             for name in re.findall(r"\bKURZ_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8")):
                 assert name in known, f"{path.relative_to(ROOT)}: {name}"
 
 
 def test_probe_paths_are_routes_of_the_app(rendered: dict[str, Objects]) -> None:
     """Liveness asks /health/live and the API's readiness /health/ready, both real routes."""
-    from service.app import create_app
+    from service.api.app import create_app
 
     routes = {route.path for route in create_app(Settings(_env_file=None)).routes}  # type: ignore[call-arg]
     for overlay, objects in rendered.items():
@@ -330,8 +330,9 @@ def test_overlay_is_valid_against_kubernetes_and_keda_schemas(
 ) -> None:
     """Every object of the overlay passes the strict Kubernetes schemas and KEDA's CRDs."""
     pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (dev extra)")
+    pytest.importorskip("cloudcoil.models.keda", reason="pip install cloudcoil-models-keda (dev)")
     problems = manifests.validate(
-        rendered[overlay], manifests.kubernetes_versions(), manifests.keda_schemas()
+        rendered[overlay], manifests.kubernetes_versions(), manifests.keda_models()
     )
     assert problems == []
 
@@ -339,17 +340,42 @@ def test_overlay_is_valid_against_kubernetes_and_keda_schemas(
 def test_validation_catches_a_misspelt_field(rendered: dict[str, Objects]) -> None:
     """A typo that an API server would silently drop is reported, in KEDA's objects too."""
     pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (dev extra)")
+    pytest.importorskip("cloudcoil.models.keda", reason="pip install cloudcoil-models-keda (dev)")
     scaled = copy.deepcopy(of_kind(rendered["dev"], "ScaledObject")[0])
     scaled["spec"]["minReplicaCounts"] = scaled["spec"].pop("minReplicaCount")
+    scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"][
+        "stabilisationWindowSeconds"
+    ] = 600
     scaled["spec"]["triggers"][0]["metadata"]["listname"] = "saq:kurz:queued"
+    (auth,) = of_kind(rendered["dev"], "TriggerAuthentication")
+    auth = copy.deepcopy(auth)
+    auth["spec"]["secretTargetRefs"] = auth["spec"].pop("secretTargetRef")
     api = copy.deepcopy(named(rendered["dev"], "Deployment", "kurzgefasst-api"))
     api["spec"]["template"]["spec"]["containers"][0]["securityContext"][
         "readOnlyRootFileSystem"
     ] = True
     problems = manifests.validate(
-        [scaled, api], [manifests.OLDEST_KUBERNETES], manifests.keda_schemas()
+        [scaled, auth, api], [manifests.OLDEST_KUBERNETES], manifests.keda_models()
     )
     joined = msgspec.json.encode(problems).decode()
-    assert len(problems) == 3, problems
-    for typo in ("minReplicaCounts", "listname", "readOnlyRootFileSystem"):
+    assert len(problems) == 5, problems
+    for typo in (
+        "minReplicaCounts",
+        "stabilisationWindowSeconds",
+        "listname",
+        "secretTargetRefs",
+        "readOnlyRootFileSystem",
+    ):
         assert typo in joined
+
+
+def test_keda_validation_refuses_wrong_types_and_python_names(rendered: dict[str, Objects]) -> None:
+    """A replica count written as a string, or a field in the models' snake_case, is refused."""
+    pytest.importorskip("cloudcoil.models.keda", reason="pip install cloudcoil-models-keda (dev)")
+    scaled = copy.deepcopy(of_kind(rendered["production"], "ScaledObject")[0])
+    scaled["spec"]["maxReplicaCount"] = str(scaled["spec"]["maxReplicaCount"])
+    scaled["spec"]["polling_interval"] = scaled["spec"].pop("pollingInterval")
+    problems = manifests.validate([scaled], [], manifests.keda_models())
+    assert len(problems) == 2, problems
+    assert "spec/maxReplicaCount" in problems[0] + problems[1]
+    assert "spec/polling_interval" in problems[0] + problems[1]
