@@ -30,7 +30,7 @@ from service.constants import Keys
 from service.dev import manifests
 from service.liveness import worker_alive
 from service.queue import JobPayload, JobQueue
-from service.queue_keys import waiting_list_key
+from service.queue.jobs import waiting_list_key
 from service.settings import ROOT, Settings
 from tests.processes import free_port
 
@@ -129,7 +129,8 @@ async def test_trigger_reads_the_list_the_queue_writes(
     for number in range(3):
         await queue.submit(f"plain-{number}", JobPayload(text=f"Artikel {number}."))
     await queue.submit("bounded", JobPayload(text="Noch einer."), max_depth=100)
-    key = waiting_list_key(prefix)
+    key = queue.waiting_list_key()
+    assert key == waiting_list_key(Keys(prefix)), "no Redis server is needed to name the key"
     assert await redis.type(key) == b"list"
     assert await redis.llen(key) == 4 == await queue.depth()
     await queue.cancel("bounded")
@@ -137,7 +138,7 @@ async def test_trigger_reads_the_list_the_queue_writes(
     for overlay, objects in rendered.items():
         deployed_prefix = settings_data(objects).get("KURZ_KEY_PREFIX", Settings().key_prefix)
         trigger = redis_trigger(objects)
-        assert trigger["metadata"]["listName"] == waiting_list_key(deployed_prefix), overlay
+        assert trigger["metadata"]["listName"] == waiting_list_key(Keys(deployed_prefix)), overlay
 
 
 def test_trigger_asks_one_worker_for_one_batch(rendered: dict[str, Objects]) -> None:
@@ -367,6 +368,18 @@ def test_validation_catches_a_misspelt_field(rendered: dict[str, Objects]) -> No
         "readOnlyRootFileSystem",
     ):
         assert typo in joined
+
+
+def test_validation_catches_a_trigger_on_another_list(rendered: dict[str, Objects]) -> None:
+    """A KURZ_KEY_PREFIX changed without the trigger's listName is reported by `make lint`."""
+    objects = copy.deepcopy(rendered["dev"])
+    (config,) = of_kind(objects, "ConfigMap")
+    config["data"]["KURZ_KEY_PREFIX"] = "newsroom"
+    problems = manifests.validate(
+        [config, *of_kind(objects, "ScaledObject")], [], manifests.keda_models()
+    )
+    assert len(problems) == 1, problems
+    assert "saq:newsroom:queued" in problems[0]
 
 
 def test_keda_validation_refuses_wrong_types_and_python_names(rendered: dict[str, Objects]) -> None:

@@ -29,7 +29,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from service.settings import ROOT
+from service.constants import Keys
+from service.queue.jobs import waiting_list_key
+from service.settings import ROOT, Settings
 
 #: Where the kustomize base and the overlays live.
 MANIFESTS_DIR = ROOT / "deploy" / "kubernetes"
@@ -159,6 +161,33 @@ def validate(
                 )
             except kubernetes_validate.SchemaNotFoundError as error:
                 problems.append(f"{object_name(obj)}: {error.message}")
+    problems.extend(_waiting_list_problems(objects))
+    return problems
+
+
+def _waiting_list_problems(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Redis triggers that read another list than the queue's waiting list.
+
+    The key follows ``KURZ_KEY_PREFIX`` from the settings ConfigMap (the setting's default when
+    it is not set there), asked of the queue package, so a prefix changed without the trigger
+    fails here rather than leaving KEDA to watch an empty list.
+    """
+    prefix = str(Settings.model_fields["key_prefix"].default)
+    for obj in objects:
+        if obj.get("kind") == "ConfigMap" and "KURZ_KEY_PREFIX" in obj.get("data", {}):
+            prefix = str(obj["data"]["KURZ_KEY_PREFIX"])
+    expected = waiting_list_key(Keys(prefix))
+    problems = []
+    for obj in objects:
+        if obj.get("kind") != "ScaledObject":
+            continue
+        for index, trigger in enumerate(obj.get("spec", {}).get("triggers", [])):
+            list_name = trigger.get("metadata", {}).get("listName")
+            if trigger.get("type") == "redis" and list_name != expected:
+                problems.append(
+                    f"{object_name(obj)}: trigger {index} reads {list_name!r}, but the queue's "
+                    f"waiting list for prefix {prefix!r} is {expected!r}"
+                )
     return problems
 
 
