@@ -26,12 +26,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.constants import Keys
+from service.constants import WORKER_HEARTBEAT_TTL_S, Keys
 from service.dev import manifests
-from service.liveness import worker_alive
 from service.queue import JobPayload, JobQueue
 from service.queue.jobs import waiting_list_key
 from service.settings import ROOT, Settings
+from service.store.workers import WorkerRegistry
 from tests.processes import free_port
 
 TEST_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -185,33 +185,36 @@ def test_probe_paths_are_routes_of_the_app(rendered: dict[str, Objects]) -> None
         worker = container(objects, "kurzgefasst-worker")
         for probe in ("startupProbe", "livenessProbe"):
             command = worker[probe]["exec"]["command"]
-            assert command[1:] == ["-m", "service.liveness"], f"{overlay}: {probe}"
+            assert command[1:] == ["-m", "service", "worker-alive"], f"{overlay}: {probe}"
 
 
 async def test_worker_liveness_follows_its_own_heartbeat(redis: Redis, prefix: str) -> None:
-    """The worker probe passes while this host's heartbeat key lives, and only then."""
-    from redis import Redis as SyncRedis
-
+    """The probe passes while a worker on this host beats, and fails once it stops or Redis is
+    away; another host's worker does not count."""
     keys = Keys(prefix)
     host = socket.gethostname()
-    sync = SyncRedis.from_url(TEST_REDIS_URL)
-    try:
-        await redis.set(keys.worker("other-host-7-abc123"), b"{}", ex=15)
-        assert not worker_alive(sync, keys, host), "another pod's worker is not this one"
-        await redis.set(keys.worker(f"{host}-42-def456"), b"{}", ex=15)
-        assert worker_alive(sync, keys, host)
-        env = {**os.environ, "KURZ_REDIS_URL": TEST_REDIS_URL, "KURZ_KEY_PREFIX": prefix}
-        probe = [sys.executable, "-m", "service.liveness"]
-        alive = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
-        assert alive.returncode == 0
-        await redis.delete(keys.worker(f"{host}-42-def456"))
-        gone = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
-        assert gone.returncode == 1
-        env["KURZ_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
-        away = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
-        assert away.returncode == 1, "no Redis, no proof of life"
-    finally:
-        sync.close()
+    registry = WorkerRegistry(redis, keys)
+    env = {**os.environ, "KURZ_REDIS_URL": TEST_REDIS_URL, "KURZ_KEY_PREFIX": prefix}
+    probe = [sys.executable, "-m", "service", "worker-alive"]
+
+    async def probe_status() -> int:
+        done = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
+        return done.returncode
+
+    await redis.set(keys.worker_host("other-host"), b"other-host-7-abc123", ex=15)
+    assert not await registry.host_alive(host), "another pod's worker is not this one"
+    assert await probe_status() == 1
+    await registry.beat(f"{host}-42-def456", {})
+    assert await registry.host_alive(host)
+    assert 0 < await redis.ttl(keys.worker_host(host)) <= WORKER_HEARTBEAT_TTL_S
+    assert await probe_status() == 0
+    assert await registry.count() == 1, "the host's key is not counted as a worker"
+    await registry.remove(f"{host}-42-def456")
+    assert not await registry.host_alive(host)
+    assert await probe_status() == 1
+    await registry.beat(f"{host}-43-0a0b0c", {})
+    env["KURZ_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    assert await probe_status() == 1, "no Redis, no proof of life"
 
 
 def test_worker_gets_longer_to_stop_than_its_shutdown_grace(rendered: dict[str, Objects]) -> None:
