@@ -3,7 +3,9 @@
 Commands: ``api`` and ``worker`` (the two processes of the service), ``summarize FILE...``
 (one-off use without the service), ``download-models`` (fill the Hugging Face cache on a machine
 with internet), ``make-tiny-models DIR`` (small offline models for tests and trials) and
-``glossary suggest FILE...`` (names that look like German transliterations, as glossary TSV).
+``glossary suggest FILE...`` (names that look like German transliterations, as glossary TSV)
+and ``worker-alive`` (the worker container's health probe: exit 0 while a worker on this host
+keeps its heartbeat, 1 otherwise).
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.add_argument("--force", action="store_true", help="rebuild even if DIR is complete")
     tiny.set_defaults(run=_run_make_tiny)
+
+    alive = commands.add_parser(
+        "worker-alive", help="exit 0 if a worker on this host has a fresh heartbeat, else 1"
+    )
+    alive.set_defaults(run=_run_worker_alive)
 
     glossary = commands.add_parser("glossary", help="glossary tools for editors")
     glossary_commands = glossary.add_subparsers(dest="glossary_command", required=True)
@@ -133,6 +140,33 @@ def _run_make_tiny(settings: Settings, args: argparse.Namespace) -> int:
     print(paths.translation)  # noqa: T201 - the CLI's own output
     print(paths.summarization)  # noqa: T201
     return 0
+
+
+def _run_worker_alive(settings: Settings, args: argparse.Namespace) -> int:
+    """Container probe.  Redis away or refusing counts as not alive: a liveness probe that
+    restarts the worker then makes it reconnect."""
+    import asyncio
+    import socket
+
+    from redis.exceptions import RedisError
+
+    from service.constants import Keys
+    from service.store.connection import make_redis
+    from service.store.workers import WorkerRegistry
+
+    async def probe() -> bool:
+        redis = make_redis(settings.redis_url, "api")
+        try:
+            registry = WorkerRegistry(redis, Keys(settings.key_prefix))
+            return await registry.host_alive(socket.gethostname())
+        finally:
+            await redis.aclose()
+
+    try:
+        alive = asyncio.run(probe())
+    except (OSError, RedisError):
+        alive = False
+    return 0 if alive else 1
 
 
 def _run_glossary_suggest(settings: Settings, args: argparse.Namespace) -> int:

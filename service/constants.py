@@ -80,6 +80,12 @@ class Keys:
     def workers_pattern(self) -> str:
         return f"{self.prefix}:worker:*"
 
+    def worker_host(self, hostname: str) -> str:
+        """A host's heartbeat, renewed with its workers' own, for the container's liveness probe
+        (one EXISTS, where finding ``worker(<hostname>-<pid>-<suffix>)`` would take a SCAN).
+        Its kind is ``worker-host``, not ``worker:``, so ``workers_pattern`` never counts it."""
+        return f"{self.prefix}:worker-host:{hostname}"
+
     def models(self) -> str:
         """What the workers run: model ids and revisions, which the API folds into cache keys."""
         return f"{self.prefix}:models"

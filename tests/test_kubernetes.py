@@ -26,12 +26,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.constants import Keys
+from service.constants import WORKER_HEARTBEAT_TTL_S, Keys
 from service.dev import manifests
-from service.liveness import worker_alive
 from service.queue import JobPayload, JobQueue
-from service.queue_keys import waiting_list_key
+from service.queue.jobs import waiting_list_key
 from service.settings import ROOT, Settings
+from service.store.workers import WorkerRegistry
 from tests.processes import free_port
 
 TEST_REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -129,7 +129,8 @@ async def test_trigger_reads_the_list_the_queue_writes(
     for number in range(3):
         await queue.submit(f"plain-{number}", JobPayload(text=f"Artikel {number}."))
     await queue.submit("bounded", JobPayload(text="Noch einer."), max_depth=100)
-    key = waiting_list_key(prefix)
+    key = queue.waiting_list_key()
+    assert key == waiting_list_key(Keys(prefix)), "no Redis server is needed to name the key"
     assert await redis.type(key) == b"list"
     assert await redis.llen(key) == 4 == await queue.depth()
     await queue.cancel("bounded")
@@ -137,7 +138,7 @@ async def test_trigger_reads_the_list_the_queue_writes(
     for overlay, objects in rendered.items():
         deployed_prefix = settings_data(objects).get("KURZ_KEY_PREFIX", Settings().key_prefix)
         trigger = redis_trigger(objects)
-        assert trigger["metadata"]["listName"] == waiting_list_key(deployed_prefix), overlay
+        assert trigger["metadata"]["listName"] == waiting_list_key(Keys(deployed_prefix)), overlay
 
 
 def test_trigger_asks_one_worker_for_one_batch(rendered: dict[str, Objects]) -> None:
@@ -165,14 +166,14 @@ def test_every_kurz_name_is_a_setting(rendered: dict[str, Objects]) -> None:
         assert kurz, overlay
         assert kurz <= known, f"{overlay}: {sorted(kurz - known)}"
     for path in (ROOT / "deploy" / "kubernetes").rglob("*"):
-        if path.suffix in {".yaml", ".env", ".md"} and "schemas" not in path.parts:
+        if path.suffix in {".yaml", ".env", ".md"}:
             for name in re.findall(r"\bKURZ_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8")):
                 assert name in known, f"{path.relative_to(ROOT)}: {name}"
 
 
 def test_probe_paths_are_routes_of_the_app(rendered: dict[str, Objects]) -> None:
     """Liveness asks /health/live and the API's readiness /health/ready, both real routes."""
-    from service.app import create_app
+    from service.api.app import create_app
 
     routes = {route.path for route in create_app(Settings(_env_file=None)).routes}  # type: ignore[call-arg]
     for overlay, objects in rendered.items():
@@ -184,33 +185,36 @@ def test_probe_paths_are_routes_of_the_app(rendered: dict[str, Objects]) -> None
         worker = container(objects, "kurzgefasst-worker")
         for probe in ("startupProbe", "livenessProbe"):
             command = worker[probe]["exec"]["command"]
-            assert command[1:] == ["-m", "service.liveness"], f"{overlay}: {probe}"
+            assert command[1:] == ["-m", "service", "worker-alive"], f"{overlay}: {probe}"
 
 
 async def test_worker_liveness_follows_its_own_heartbeat(redis: Redis, prefix: str) -> None:
-    """The worker probe passes while this host's heartbeat key lives, and only then."""
-    from redis import Redis as SyncRedis
-
+    """The probe passes while a worker on this host beats, and fails once it stops or Redis is
+    away; another host's worker does not count."""
     keys = Keys(prefix)
     host = socket.gethostname()
-    sync = SyncRedis.from_url(TEST_REDIS_URL)
-    try:
-        await redis.set(keys.worker("other-host-7-abc123"), b"{}", ex=15)
-        assert not worker_alive(sync, keys, host), "another pod's worker is not this one"
-        await redis.set(keys.worker(f"{host}-42-def456"), b"{}", ex=15)
-        assert worker_alive(sync, keys, host)
-        env = {**os.environ, "KURZ_REDIS_URL": TEST_REDIS_URL, "KURZ_KEY_PREFIX": prefix}
-        probe = [sys.executable, "-m", "service.liveness"]
-        alive = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
-        assert alive.returncode == 0
-        await redis.delete(keys.worker(f"{host}-42-def456"))
-        gone = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
-        assert gone.returncode == 1
-        env["KURZ_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
-        away = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
-        assert away.returncode == 1, "no Redis, no proof of life"
-    finally:
-        sync.close()
+    registry = WorkerRegistry(redis, keys)
+    env = {**os.environ, "KURZ_REDIS_URL": TEST_REDIS_URL, "KURZ_KEY_PREFIX": prefix}
+    probe = [sys.executable, "-m", "service", "worker-alive"]
+
+    async def probe_status() -> int:
+        done = await asyncio.to_thread(subprocess.run, probe, env=env, timeout=60, check=False)
+        return done.returncode
+
+    await redis.set(keys.worker_host("other-host"), b"other-host-7-abc123", ex=15)
+    assert not await registry.host_alive(host), "another pod's worker is not this one"
+    assert await probe_status() == 1
+    await registry.beat(f"{host}-42-def456", {})
+    assert await registry.host_alive(host)
+    assert 0 < await redis.ttl(keys.worker_host(host)) <= WORKER_HEARTBEAT_TTL_S
+    assert await probe_status() == 0
+    assert await registry.count() == 1, "the host's key is not counted as a worker"
+    await registry.remove(f"{host}-42-def456")
+    assert not await registry.host_alive(host)
+    assert await probe_status() == 1
+    await registry.beat(f"{host}-43-0a0b0c", {})
+    env["KURZ_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
+    assert await probe_status() == 1, "no Redis, no proof of life"
 
 
 def test_worker_gets_longer_to_stop_than_its_shutdown_grace(rendered: dict[str, Objects]) -> None:
@@ -330,8 +334,9 @@ def test_overlay_is_valid_against_kubernetes_and_keda_schemas(
 ) -> None:
     """Every object of the overlay passes the strict Kubernetes schemas and KEDA's CRDs."""
     pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (dev extra)")
+    pytest.importorskip("cloudcoil.models.keda", reason="pip install cloudcoil-models-keda (dev)")
     problems = manifests.validate(
-        rendered[overlay], manifests.kubernetes_versions(), manifests.keda_schemas()
+        rendered[overlay], manifests.kubernetes_versions(), manifests.keda_models()
     )
     assert problems == []
 
@@ -339,17 +344,54 @@ def test_overlay_is_valid_against_kubernetes_and_keda_schemas(
 def test_validation_catches_a_misspelt_field(rendered: dict[str, Objects]) -> None:
     """A typo that an API server would silently drop is reported, in KEDA's objects too."""
     pytest.importorskip("kubernetes_validate", reason="pip install kubernetes-validate (dev extra)")
+    pytest.importorskip("cloudcoil.models.keda", reason="pip install cloudcoil-models-keda (dev)")
     scaled = copy.deepcopy(of_kind(rendered["dev"], "ScaledObject")[0])
     scaled["spec"]["minReplicaCounts"] = scaled["spec"].pop("minReplicaCount")
+    scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"][
+        "stabilisationWindowSeconds"
+    ] = 600
     scaled["spec"]["triggers"][0]["metadata"]["listname"] = "saq:kurz:queued"
+    (auth,) = of_kind(rendered["dev"], "TriggerAuthentication")
+    auth = copy.deepcopy(auth)
+    auth["spec"]["secretTargetRefs"] = auth["spec"].pop("secretTargetRef")
     api = copy.deepcopy(named(rendered["dev"], "Deployment", "kurzgefasst-api"))
     api["spec"]["template"]["spec"]["containers"][0]["securityContext"][
         "readOnlyRootFileSystem"
     ] = True
     problems = manifests.validate(
-        [scaled, api], [manifests.OLDEST_KUBERNETES], manifests.keda_schemas()
+        [scaled, auth, api], [manifests.OLDEST_KUBERNETES], manifests.keda_models()
     )
     joined = msgspec.json.encode(problems).decode()
-    assert len(problems) == 3, problems
-    for typo in ("minReplicaCounts", "listname", "readOnlyRootFileSystem"):
+    assert len(problems) == 5, problems
+    for typo in (
+        "minReplicaCounts",
+        "stabilisationWindowSeconds",
+        "listname",
+        "secretTargetRefs",
+        "readOnlyRootFileSystem",
+    ):
         assert typo in joined
+
+
+def test_validation_catches_a_trigger_on_another_list(rendered: dict[str, Objects]) -> None:
+    """A KURZ_KEY_PREFIX changed without the trigger's listName is reported by `make lint`."""
+    objects = copy.deepcopy(rendered["dev"])
+    (config,) = of_kind(objects, "ConfigMap")
+    config["data"]["KURZ_KEY_PREFIX"] = "newsroom"
+    problems = manifests.validate(
+        [config, *of_kind(objects, "ScaledObject")], [], manifests.keda_models()
+    )
+    assert len(problems) == 1, problems
+    assert "saq:newsroom:queued" in problems[0]
+
+
+def test_keda_validation_refuses_wrong_types_and_python_names(rendered: dict[str, Objects]) -> None:
+    """A replica count written as a string, or a field in the models' snake_case, is refused."""
+    pytest.importorskip("cloudcoil.models.keda", reason="pip install cloudcoil-models-keda (dev)")
+    scaled = copy.deepcopy(of_kind(rendered["production"], "ScaledObject")[0])
+    scaled["spec"]["maxReplicaCount"] = str(scaled["spec"]["maxReplicaCount"])
+    scaled["spec"]["polling_interval"] = scaled["spec"].pop("pollingInterval")
+    problems = manifests.validate([scaled], [], manifests.keda_models())
+    assert len(problems) == 2, problems
+    assert "spec/maxReplicaCount" in problems[0] + problems[1]
+    assert "spec/polling_interval" in problems[0] + problems[1]

@@ -229,8 +229,8 @@ def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
     assert "ping" in " ".join(services["redis"]["healthcheck"]["test"])
     # The API's comes from the image's HEALTHCHECK (readiness); the worker needs its own.
     assert "api" in services and "healthcheck" not in services["api"]
-    worker_check = " ".join(services["worker"]["healthcheck"]["test"])
-    assert "worker" in worker_check and "gethostname" in worker_check
+    worker_check = services["worker"]["healthcheck"]["test"]
+    assert worker_check[-3:] == ["-m", "service", "worker-alive"], worker_check
     assert "HEALTHCHECK" in DOCKERFILE.read_text(encoding="utf-8")
 
 

@@ -4,12 +4,14 @@ There is no cluster here, so "the manifests work" is checked as far as a machine
 can: each overlay in ``deploy/kubernetes/overlays`` is rendered by a real kustomize (``kubectl
 kustomize``, or a standalone ``kustomize build``), every object is validated against the
 Kubernetes API schemas of ``kubernetes-validate`` in strict mode (an unknown field is an error,
-where a real API server would silently drop it), and KEDA's objects against the schemas of KEDA's
-own CustomResourceDefinitions, vendored in ``deploy/kubernetes/schemas/keda``.
+where a real API server would silently drop it), and KEDA's objects against the pydantic models
+that ``cloudcoil-models-keda`` (PyPI, Apache-2.0, the dev extra) generates from KEDA's
+CustomResourceDefinitions.
 
-CRD schemas do not forbid unknown fields (the API server prunes them, so a misspelt
-``minReplicaCounts`` would vanish without a word); the check closes every object schema that
-lists its properties, which turns such a typo into an error.
+Neither the CRD schemas nor those models forbid unknown fields (the API server prunes them, so a
+misspelt ``minReplicaCounts`` would vanish without a word); the check validates with
+``extra="forbid"`` and in strict mode, which turns such a typo, or a number written as a string,
+into an error.
 
 ``make lint`` runs this; ``tests/test_kubernetes.py`` uses the same functions.
 """
@@ -20,20 +22,23 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from service.settings import ROOT
+from service.constants import Keys
+from service.queue.jobs import waiting_list_key
+from service.settings import ROOT, Settings
 
-#: Where the kustomize base, the overlays and the vendored schemas live.
+#: Where the kustomize base and the overlays live.
 MANIFESTS_DIR = ROOT / "deploy" / "kubernetes"
 OVERLAYS = ("dev", "production", "gpu")
-#: The KEDA release whose CRDs are vendored (see deploy/kubernetes/schemas/keda/README.md).
-KEDA_VERSION = "2.20.2"
-KEDA_SCHEMAS_DIR = MANIFESTS_DIR / "schemas" / "keda"
+#: The distribution whose models hold KEDA's CRD schemas.  Its version is KEDA's release plus
+#: one generator digit (2.16.1.0 is KEDA 2.16.1); releases after 2.16.1.0 need Python 3.14.
+KEDA_MODELS_DISTRIBUTION = "cloudcoil-models-keda"
 #: The oldest Kubernetes minor these manifests claim to support, and the newest one that
 #: kubernetes-validate knows (added at run time).
 OLDEST_KUBERNETES = "1.30"
@@ -108,47 +113,23 @@ def kubernetes_versions() -> list[str]:
     return sorted({OLDEST_KUBERNETES, newest})
 
 
-@dataclass(frozen=True)
-class CrdSchema:
-    """The closed ``openAPIV3Schema`` of one version of a vendored CRD."""
-
-    api_version: str
-    kind: str
-    schema: dict[str, Any]
+def keda_version() -> str:
+    """The KEDA release whose CRDs the installed models were generated from."""
+    version = metadata.version(KEDA_MODELS_DISTRIBUTION)
+    return ".".join(version.split(".")[:3])
 
 
-def closed(schema: Any) -> Any:
-    """A copy of ``schema`` in which every object that lists its properties allows no others.
+def keda_models() -> dict[tuple[str, str], type[BaseModel]]:
+    """KEDA's custom resources by ``(apiVersion, kind)``, as the models generated from its CRDs."""
+    from cloudcoil.models.keda import v1alpha1
 
-    Objects with ``additionalProperties`` or ``x-kubernetes-preserve-unknown-fields`` keep
-    accepting unknown keys, as the API server does.
-    """
-    if isinstance(schema, list):
-        return [closed(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    result = {key: closed(value) for key, value in schema.items()}
-    if (
-        "properties" in result
-        and "additionalProperties" not in result
-        and not result.get("x-kubernetes-preserve-unknown-fields")
-    ):
-        result["additionalProperties"] = False
-    return result
-
-
-def keda_schemas(schemas_dir: Path = KEDA_SCHEMAS_DIR) -> dict[tuple[str, str], CrdSchema]:
-    """The vendored CRDs' schemas by ``(apiVersion, kind)``."""
-    schemas: dict[tuple[str, str], CrdSchema] = {}
-    for path in sorted(schemas_dir.glob("*.yaml")):
-        crd = yaml.safe_load(path.read_text(encoding="utf-8"))
-        group = crd["spec"]["group"]
-        kind = crd["spec"]["names"]["kind"]
-        for version in crd["spec"]["versions"]:
-            api_version = f"{group}/{version['name']}"
-            schema = closed(version["schema"]["openAPIV3Schema"])
-            schemas[(api_version, kind)] = CrdSchema(api_version, kind, schema)
-    return schemas
+    resources: list[type[BaseModel]] = [
+        v1alpha1.ScaledObject,
+        v1alpha1.ScaledJob,
+        v1alpha1.TriggerAuthentication,
+        v1alpha1.ClusterTriggerAuthentication,
+    ]
+    return {("keda.sh/v1alpha1", resource.__name__): resource for resource in resources}
 
 
 def object_name(obj: Mapping[str, Any]) -> str:
@@ -159,21 +140,16 @@ def object_name(obj: Mapping[str, Any]) -> str:
 def validate(
     objects: Sequence[Mapping[str, Any]],
     versions: Sequence[str],
-    crds: Mapping[tuple[str, str], CrdSchema],
+    keda: Mapping[tuple[str, str], type[BaseModel]],
 ) -> list[str]:
     """Every problem found in ``objects``, one line each; empty when all are valid."""
-    import jsonschema
     import kubernetes_validate
 
     problems: list[str] = []
     for obj in objects:
         key = (str(obj.get("apiVersion")), str(obj.get("kind")))
-        if key in crds:
-            validator = jsonschema.Draft7Validator(crds[key].schema)
-            problems.extend(
-                f"{object_name(obj)} (KEDA {KEDA_VERSION}): {_where(error)}{error.message}"
-                for error in validator.iter_errors(obj)
-            )
+        if key in keda:
+            problems.extend(_keda_problems(obj, keda[key]))
             problems.extend(_redis_trigger_problems(obj))
             continue
         for version in versions:
@@ -185,7 +161,51 @@ def validate(
                 )
             except kubernetes_validate.SchemaNotFoundError as error:
                 problems.append(f"{object_name(obj)}: {error.message}")
+    problems.extend(_waiting_list_problems(objects))
     return problems
+
+
+def _waiting_list_problems(objects: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Redis triggers that read another list than the queue's waiting list.
+
+    The key follows ``KURZ_KEY_PREFIX`` from the settings ConfigMap (the setting's default when
+    it is not set there), asked of the queue package, so a prefix changed without the trigger
+    fails here rather than leaving KEDA to watch an empty list.
+    """
+    prefix = str(Settings.model_fields["key_prefix"].default)
+    for obj in objects:
+        if obj.get("kind") == "ConfigMap" and "KURZ_KEY_PREFIX" in obj.get("data", {}):
+            prefix = str(obj["data"]["KURZ_KEY_PREFIX"])
+    expected = waiting_list_key(Keys(prefix))
+    problems = []
+    for obj in objects:
+        if obj.get("kind") != "ScaledObject":
+            continue
+        for index, trigger in enumerate(obj.get("spec", {}).get("triggers", [])):
+            list_name = trigger.get("metadata", {}).get("listName")
+            if trigger.get("type") == "redis" and list_name != expected:
+                problems.append(
+                    f"{object_name(obj)}: trigger {index} reads {list_name!r}, but the queue's "
+                    f"waiting list for prefix {prefix!r} is {expected!r}"
+                )
+    return problems
+
+
+def _keda_problems(obj: Mapping[str, Any], model: type[BaseModel]) -> list[str]:
+    """What KEDA's schema refuses in ``obj``: wrong types, and fields it does not know.
+
+    Field names only as Kubernetes spells them (``by_name=False``: the models also accept their
+    Python names, which the API server would not).
+    """
+    try:
+        model.model_validate(obj, strict=True, extra="forbid", by_alias=True, by_name=False)
+    except ValidationError as error:
+        return [
+            f"{object_name(obj)} (KEDA {keda_version()}): at "
+            f"{'/'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        ]
+    return []
 
 
 def _redis_trigger_problems(obj: Mapping[str, Any]) -> list[str]:
@@ -213,10 +233,10 @@ def _where(error: Any) -> str:
 def check_all(overlays: Sequence[str] = OVERLAYS) -> Iterator[tuple[str, int, list[str]]]:
     """Render and validate each overlay: ``(overlay, object count, problems)``."""
     versions = kubernetes_versions()
-    crds = keda_schemas()
+    keda = keda_models()
     for overlay in overlays:
         objects = render(overlay)
-        yield overlay, len(objects), validate(objects, versions, crds)
+        yield overlay, len(objects), validate(objects, versions, keda)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -234,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 out.write(
                     f"{overlay}: {count} objects valid (Kubernetes {versions}; "
-                    f"KEDA {KEDA_VERSION} CRDs)\n"
+                    f"KEDA {keda_version()} CRDs)\n"
                 )
     except ManifestError as error:
         sys.stderr.write(f"error: {error}\n")

@@ -235,5 +235,20 @@ class JobQueue:
         """Jobs waiting to start."""
         return int(await self.saq.count("queued"))
 
+    def waiting_list_key(self) -> str:
+        """The Redis list of the jobs that ``depth`` counts, for autoscalers that read it.
+
+        The name belongs to SAQ (``saq:<queue name>:queued`` in SAQ 0.26), so it is asked of
+        SAQ rather than spelled out: a release that renames it changes this answer and fails
+        the manifest test instead of leaving KEDA to read an empty key.
+        """
+        return str(self.saq.namespace("queued"))
+
     async def active(self) -> int:
         return int(await self.saq.count("active"))
+
+
+def waiting_list_key(keys: Keys) -> str:
+    """``JobQueue.waiting_list_key`` for a deployment using ``keys``, without a Redis server
+    (the client is never connected: building the queue only names its keys)."""
+    return JobQueue(Redis(), keys).waiting_list_key()

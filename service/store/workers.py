@@ -4,6 +4,10 @@ Each worker rewrites its heartbeat key every ``WORKER_HEARTBEAT_INTERVAL_S`` wit
 ``WORKER_HEARTBEAT_TTL_S``: a worker is alive while its key exists.  The models record holds the
 model ids and revisions the workers announced at start-up; the API folds them into cache keys,
 so a model upgrade never serves an old summary.
+
+With each beat the worker also renews its host's key (``Keys.worker_host``), so a container's
+liveness probe (``python -m service worker-alive``) asks one EXISTS of the host it runs on
+instead of SCANning the keyspace for a worker id whose pid and suffix it cannot know.
 """
 
 from __future__ import annotations
@@ -55,19 +59,34 @@ class WorkerRegistry:
 
     async def beat(self, worker_id: str, models: dict[str, ModelInfo]) -> None:
         """Write (or renew) this worker's heartbeat."""
+        host = socket.gethostname()
         record = {
             "id": worker_id,
-            "host": socket.gethostname(),
+            "host": host,
             "pid": os.getpid(),
             "models": msgspec.to_builtins(models),
         }
-        await self.redis.set(
-            self.keys.worker(worker_id), msgspec.json.encode(record), ex=WORKER_HEARTBEAT_TTL_S
-        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(
+                self.keys.worker(worker_id), msgspec.json.encode(record), ex=WORKER_HEARTBEAT_TTL_S
+            )
+            pipe.set(self.keys.worker_host(host), worker_id, ex=WORKER_HEARTBEAT_TTL_S)
+            await pipe.execute()
 
     async def remove(self, worker_id: str) -> None:
-        """Forget a worker that stops cleanly (readiness need not wait for its key to expire)."""
-        await self.redis.delete(self.keys.worker(worker_id))
+        """Forget a worker that stops cleanly (readiness need not wait for its key to expire).
+
+        Its host's key goes too.  Another worker on the same host (``make run`` with several)
+        writes it again within ``WORKER_HEARTBEAT_INTERVAL_S``, well inside a liveness probe's
+        failure threshold; in a container there is one worker per host.
+        """
+        await self.redis.delete(
+            self.keys.worker(worker_id), self.keys.worker_host(socket.gethostname())
+        )
+
+    async def host_alive(self, hostname: str) -> bool:
+        """Whether a worker on ``hostname`` has beaten within ``WORKER_HEARTBEAT_TTL_S``."""
+        return bool(await self.redis.exists(self.keys.worker_host(hostname)))
 
     # --- the API's side ---------------------------------------------------------------------------
 
