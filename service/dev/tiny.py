@@ -27,12 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import sentencepiece
-import torch
-from tokenizers import ByteLevelBPETokenizer
 from transformers import (
-    BartConfig,
-    BartForConditionalGeneration,
-    BartTokenizer,
     GenerationConfig,
     MarianConfig,
     MarianMTModel,
@@ -40,6 +35,8 @@ from transformers import (
 )
 from transformers.utils import logging as hf_logging
 
+from service.dev.tiny_bart import SUMMARIZATION_MAX_TOKENS, build_summarization
+from service.dev.tiny_parts import DIMENSIONS, seeded
 from service.nlp.loading import exclusive_lock
 
 __all__ = [
@@ -55,8 +52,6 @@ __all__ = [
 #: Bumped whenever a change to this module alters what a build contains, so that a cached build
 #: made by older code is rebuilt instead of reused.
 BUILD_FORMAT_VERSION = 2
-#: Logit bias on the tiny summarizer's </s> (see ``_build_summarization``).
-SUMMARIZER_EOS_BIAS = 0.2
 
 #: Written last into ``out_dir``; its presence (with matching contents) marks a complete build.
 MARKER_NAME = "tiny-build.json"
@@ -66,30 +61,17 @@ DEFAULT_SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
 
 #: Same limit as Helsinki-NLP/opus-mt-de-en, so the sentence packing against it is exercised.
 TRANSLATION_MAX_TOKENS = 512
-#: Deliberately tiny (real BART has 1024) so that map-reduce over long articles is cheap to test.
-SUMMARIZATION_MAX_TOKENS = 256
 
-# Sizes shared by both models: the smallest shapes that are still a real multi-layer, multi-head
-# encoder-decoder, so that the weights stay in the kilobytes and generation is instant.
-_D_MODEL = 32
-_LAYERS = 2
-_HEADS = 2
-_FFN_DIM = 64
 
 # Tokenizer vocabulary sizes (upper bounds).  The repository's seeds support a little over 1100
 # unigram pieces, so 1000 is reached with them; fewer seed texts give a smaller vocabulary.
 _SPM_VOCAB_SIZE = 1000
-_BPE_VOCAB_SIZE = 1000
 
 # Marian's special tokens.  opus-mt vocabularies start with ``</s>`` = 0 and ``<unk>`` = 1 and end
 # with ``<pad>`` (the last id), which doubles as the decoder start token.
 _MARIAN_EOS = "</s>"
 _MARIAN_UNK = "<unk>"
 _MARIAN_PAD = "<pad>"
-
-# BART's special tokens, in the order that gives them BART's ids 0..4.
-_BART_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
-_BART_BOS, _BART_PAD, _BART_EOS = 0, 1, 2
 
 # MarianTokenizer warns on every construction when sacremoses is missing; the punctuation
 # normalizer it would provide is optional and not part of what the tiny build tests.
@@ -157,7 +139,7 @@ def make_tiny_models(
         ):
             staging = Path(tmp)
             _build_translation(staging / "translation", lines, seed, staging / "spm")
-            _build_summarization(staging / "summarization", lines, seed)
+            build_summarization(staging / "summarization", lines, seed)
             for name in ("translation", "summarization"):
                 _make_world_readable(staging / name)
                 final = out_dir / name
@@ -186,19 +168,6 @@ def _read_seed_lines(seeds_dir: Path) -> list[str]:
             if (stripped := line.strip())
         )
     return lines
-
-
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator for one model's initialization, then restore the caller's state.
-
-    Forking keeps a build from silently reseeding the caller's random stream (a test suite's, say),
-    while each model still starts from ``torch.manual_seed(seed)`` exactly.  Only CPU state is
-    forked: the models are built on the CPU, and touching CUDA here would initialize it for nothing.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 @contextlib.contextmanager
@@ -319,13 +288,7 @@ def _build_translation(target: Path, lines: list[str], seed: int, scratch: Path)
         vocab_size=len(vocab),
         decoder_vocab_size=len(vocab),
         max_position_embeddings=TRANSLATION_MAX_TOKENS,
-        d_model=_D_MODEL,
-        encoder_layers=_LAYERS,
-        decoder_layers=_LAYERS,
-        encoder_attention_heads=_HEADS,
-        decoder_attention_heads=_HEADS,
-        encoder_ffn_dim=_FFN_DIM,
-        decoder_ffn_dim=_FFN_DIM,
+        **DIMENSIONS,
         activation_function="swish",
         scale_embedding=True,
         share_encoder_decoder_embeddings=True,
@@ -335,7 +298,7 @@ def _build_translation(target: Path, lines: list[str], seed: int, scratch: Path)
         decoder_start_token_id=pad_id,
         forced_eos_token_id=eos_id,
     )
-    with _seeded(seed):
+    with seeded(seed):
         model = MarianMTModel(config)
     model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
         pad_token_id=pad_id,
@@ -346,92 +309,6 @@ def _build_translation(target: Path, lines: list[str], seed: int, scratch: Path)
         bad_words_ids=[[pad_id]],
         max_length=TRANSLATION_MAX_TOKENS,
         num_beams=1,
-    )
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-
-
-# --- summarization: BART ------------------------------------------------------------------------
-
-
-def _train_byte_level_bpe(lines: list[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Train a byte-level BPE on ``lines`` and return its vocabulary and merges.
-
-    Byte level means any text encodes without ``<unk>``, as with BART's own GPT-2 vocabulary, and
-    passing the special tokens first gives them BART's ids 0..4.
-    """
-    trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator(
-        lines,
-        vocab_size=_BPE_VOCAB_SIZE,
-        min_frequency=2,
-        special_tokens=list(_BART_SPECIALS),
-        show_progress=False,
-    )
-    model = json.loads(trainer.to_str())["model"]
-    vocab: dict[str, int] = model["vocab"]
-    merges = [_as_pair(merge) for merge in model["merges"]]
-    if [vocab.get(token) for token in _BART_SPECIALS] != list(range(len(_BART_SPECIALS))):
-        raise RuntimeError("BPE trainer did not give BART's special tokens the ids 0..4")
-    return vocab, merges
-
-
-def _as_pair(merge: str | list[str]) -> tuple[str, str]:
-    """Normalize one serialized merge (``"a b"`` in older tokenizers, ``["a", "b"]`` now)."""
-    first, second = merge.split(" ", 1) if isinstance(merge, str) else merge
-    return first, second
-
-
-def _build_summarization(target: Path, lines: list[str], seed: int) -> None:
-    """Save a tiny BART model and its byte-level BPE tokenizer into ``target``."""
-    vocab, merges = _train_byte_level_bpe(lines)
-    tokenizer = BartTokenizer(
-        vocab=vocab,
-        # Pairs are what the tokenizers backend takes (and what transformers itself passes when it
-        # loads a tokenizer.json); the annotation only lists the file-path and "a b" forms.
-        merges=merges,  # type: ignore[arg-type]
-        model_max_length=SUMMARIZATION_MAX_TOKENS,
-    )
-
-    # Mirrors distilbart-cnn's ids: decoding starts from </s> and the first generated token is
-    # forced to <s>, as BART was trained.
-    config = BartConfig(
-        vocab_size=len(vocab),
-        max_position_embeddings=SUMMARIZATION_MAX_TOKENS,
-        d_model=_D_MODEL,
-        encoder_layers=_LAYERS,
-        decoder_layers=_LAYERS,
-        encoder_attention_heads=_HEADS,
-        decoder_attention_heads=_HEADS,
-        encoder_ffn_dim=_FFN_DIM,
-        decoder_ffn_dim=_FFN_DIM,
-        pad_token_id=_BART_PAD,
-        bos_token_id=_BART_BOS,
-        eos_token_id=_BART_EOS,
-        decoder_start_token_id=_BART_EOS,
-        forced_eos_token_id=_BART_EOS,
-        # Not read by transformers 5, but present in distilbart's config.json and required by
-        # ctranslate2's BART converter (it builds a post-norm transformer from this flag).
-        normalize_before=False,  # type: ignore[call-arg]
-    )
-    with _seeded(seed):
-        model = BartForConditionalGeneration(config)
-    # Random weights never choose end-of-sequence, so every summary would run to its length cap
-    # and map-reduce over long articles would crawl.  A small bias on </s> makes the tiny
-    # summarizer stop after about 30 tokens, as a real one stops after a few sentences.
-    with torch.no_grad():
-        model.final_logits_bias[0, _BART_EOS] = SUMMARIZER_EOS_BIAS
-    model.generation_config = GenerationConfig(  # type: ignore[no-untyped-call]
-        pad_token_id=_BART_PAD,
-        bos_token_id=_BART_BOS,
-        eos_token_id=_BART_EOS,
-        decoder_start_token_id=_BART_EOS,
-        forced_bos_token_id=_BART_BOS,
-        forced_eos_token_id=_BART_EOS,
-        num_beams=1,
-        min_length=0,
-        max_length=64,
-        no_repeat_ngram_size=3,
     )
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
