@@ -186,6 +186,7 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
         job.meta["error"] = job_error(error)
         if not retryable(error):
             job.retries = job.attempts
+        if job.attempts >= job.retries:
             await _count(state, jobs_failed=1)
         raise
     finally:
