@@ -18,7 +18,8 @@ from typing import Any
 
 import msgspec
 
-from service.errors import FetchFailedError, KurzError
+from service.constants import MIN_GERMAN_SHARE
+from service.errors import FetchFailedError, KurzError, NotGermanError
 from service.queue import JobPayload
 from service.schemas import ArticleSource, Result
 from service.settings import Settings
@@ -79,14 +80,25 @@ class ArticleIntake:
         )
 
     async def known_result(
-        self, job_key: str, content_key: str, source: ArticleSource
+        self,
+        job_key: str,
+        content_key: str,
+        source: ArticleSource,
+        *,
+        allow_non_german: bool = False,
     ) -> Result | None:
-        """The result another job already made of this article, as this job's (``cached``)."""
+        """The result another job already made of this article, as this job's (``cached``).
+
+        The language is judged as the API judges a cache hit: a result made for a request that
+        allowed other languages does not let this one skip the check.
+        """
         if content_key == job_key:
             return None  # the API looked there before it made this job
         found = await self.results.get(content_key)
         if found is None:
             return None
+        if not allow_non_german and found.german_share < MIN_GERMAN_SHARE:
+            raise NotGermanError(found.source_language, found.german_share)
         return msgspec.structs.replace(found, cached=True, source=source)
 
     async def file(

@@ -167,7 +167,9 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
             style_digest=state.pipeline.presets.get(payload.style).digest,
             models=state.pipeline.models,
         )
-        result = await state.intake.known_result(job.key, content_key, article.source)
+        result = await state.intake.known_result(
+            job.key, content_key, article.source, allow_non_german=payload.allow_non_german
+        )
         if result is None:
             result = await state.pipeline.run(
                 ArticleRequest(
