@@ -59,6 +59,26 @@ class FactCheck(msgspec.Struct, frozen=True, kw_only=True):
     found_in: Literal["translation", "source"] | None = None
 
 
+SourceKind = Literal["text", "html", "url"]
+
+
+class ArticleSource(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Where the article came from and what its page said about it (the result's ``source``)."""
+
+    kind: SourceKind
+    #: The URL asked for, and where the redirects ended (``kind == "url"``).
+    url: str | None = None
+    final_url: str | None = None
+    title: str | None = None
+    author: str | None = None
+    date: str | None = None
+    site_name: str | None = None
+    #: Characters of article text the pipeline received.
+    characters: int = 0
+    #: Set when the extracted text is suspiciously short (a paywall teaser).
+    warning: str | None = None
+
+
 class Result(msgspec.Struct, kw_only=True):
     """Everything one article produced."""
 
@@ -85,6 +105,9 @@ class Result(msgspec.Struct, kw_only=True):
     #: which of them (1-based) was kept: the one with fewer unsupported facts, the first on a tie.
     summary_attempts: int = 1
     summary_kept: int = 1
+    #: Which input the article came from (``text``, ``html``, ``url``) and the page's metadata;
+    #: None in results cached before HTML and URL inputs existed.
+    source: ArticleSource | None = None
 
 
 class Progress(msgspec.Struct):
@@ -95,11 +118,15 @@ class Progress(msgspec.Struct):
     total: int = 0
 
 
-class JobError(msgspec.Struct):
+class JobError(msgspec.Struct, omit_defaults=True):
     """Why a job failed, with a stable code."""
 
     code: str
     detail: str
+    #: The HTTP status the same error has as a request's problem (502 for ``fetch_failed``).
+    status: int | None = None
+    #: The article site's own HTTP status when fetching its page failed (404, 503, ...).
+    upstream_status: int | None = None
 
 
 class Links(msgspec.Struct):

@@ -116,6 +116,19 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     """Base URL under which clients reach the API; webhook events link to jobs below it."""
 
+    # --- article pages (HTML and URL inputs) ----------------------------------------------------
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = []
+    """Hosts or networks article URLs may be fetched from although they are not public addresses
+    (an intranet CMS, tests on loopback).  Separate from ``KURZ_WEBHOOK_ALLOW_HOSTS``: letting
+    callbacks reach an internal receiver must not let every client read the intranet."""
+    fetch_timeout_s: float = Field(default=15.0, gt=0)
+    """Seconds one article fetch may take in all: every redirect, the headers and the body."""
+    fetch_max_bytes: int = Field(default=5_000_000, ge=1024)
+    """Bytes of a fetched page read at most; a longer page fails its job (``page_too_large``)."""
+    extract_timeout_s: float = Field(default=10.0, gt=0)
+    """Seconds extracting the article from one page may take; past it the extraction process is
+    killed and the job fails (``extraction_timeout``)."""
+
     # --- logging ------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
@@ -125,6 +138,7 @@ class Settings(BaseSettings):
         "webhook_endpoints",
         "webhook_retry_schedule",
         "webhook_allow_hosts",
+        "fetch_allow_hosts",
         mode="before",
     )(_split_csv)
 

@@ -35,7 +35,8 @@ from service.constants import (
     WORKER_HEARTBEAT_INTERVAL_S,
     Keys,
 )
-from service.errors import InputError
+from service.errors import FetchFailedError, InputError
+from service.intake import ArticleIntake, job_error, retryable
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.queue import (
     DrainingWorker,
@@ -49,7 +50,7 @@ from service.queue import (
     view_of,
 )
 from service.settings import Settings
-from service.store.cache import RedisSentenceCache, ResultCache
+from service.store.cache import RedisSentenceCache, ResultCache, result_key
 from service.store.connection import make_redis
 from service.store.stats import Stats
 from service.store.workers import WorkerRegistry
@@ -84,6 +85,7 @@ class WorkerState:
     sentence_cache: RedisSentenceCache
     registry: WorkerRegistry
     stats: Stats
+    intake: ArticleIntake
     heartbeat_task: asyncio.Task[None] | None = field(default=None)
 
     @classmethod
@@ -94,12 +96,13 @@ class WorkerState:
             settings, redis, JobQueue(redis, keys, retries=settings.job_retries), signing=True
         )
         pipeline = await asyncio.to_thread(build_pipeline, settings)
+        results = ResultCache(redis, keys, settings.result_ttl_s)
         state = cls(
             settings=settings,
             redis=redis,
             worker_id=worker_id,
             keys=keys,
-            results=ResultCache(redis, keys, settings.result_ttl_s),
+            results=results,
             notifier=notifier,
             http=make_client(
                 AllowList.from_settings(settings.webhook_allow_hosts), settings.webhook_timeout_s
@@ -110,6 +113,7 @@ class WorkerState:
             ),
             registry=WorkerRegistry(redis, keys),
             stats=Stats(redis, keys),
+            intake=await ArticleIntake.start(settings, results),
         )
         await state.registry.announce_models(
             pipeline.models, follows_instructions=pipeline.summarizer.follows_instructions
@@ -134,11 +138,13 @@ class WorkerState:
         with contextlib.suppress(*REDIS_DOWN):
             await self.registry.remove(self.worker_id)
         await self.http.aclose()
+        await self.intake.close()
         await asyncio.to_thread(self.pipeline.close)
 
 
 async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]:
-    """The SAQ task: one article through the pipeline, result cached under the job key."""
+    """The SAQ task: one article (its text, or extracted from its HTML or URL) through the
+    pipeline, or served from the result another job made of the same article text."""
     state = ctx["state"]
     job: Job = ctx["job"]
     payload = msgspec.convert(kwargs, JobPayload)
@@ -151,41 +157,61 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
 
     toucher = asyncio.create_task(_touch_while_running(job, progress, finished))
     try:
-        result = await state.pipeline.run(
-            ArticleRequest(
-                text=payload.text,
-                title=payload.title,
-                style=payload.style,
-                allow_non_german=payload.allow_non_german,
-            ),
-            on_progress=on_progress,
-            sentence_cache=state.sentence_cache,
+        if not payload.text:
+            on_progress("extract", 0, 1)
+        article = await state.intake.resolve(payload)
+        content_key = result_key(
+            text=article.text,
+            title=article.title,
+            style=payload.style,
+            style_digest=state.pipeline.presets.get(payload.style).digest,
+            models=state.pipeline.models,
         )
-    except InputError as error:
-        # Retrying cannot help: record why, and make this the last attempt.
-        job.meta["error"] = {"code": error.code, "detail": str(error)}
-        job.retries = job.attempts
-        await _count(state, jobs_failed=1)
+        result = await state.intake.known_result(
+            job.key, content_key, article.source, allow_non_german=payload.allow_non_german
+        )
+        if result is None:
+            result = await state.pipeline.run(
+                ArticleRequest(
+                    text=article.text,
+                    title=article.title,
+                    style=payload.style,
+                    allow_non_german=payload.allow_non_german,
+                ),
+                on_progress=on_progress,
+                sentence_cache=state.sentence_cache,
+            )
+            result = msgspec.structs.replace(result, source=article.source)
+    except (InputError, FetchFailedError) as error:
+        # Record why.  Retrying cannot help an input error, nor a fetch the site refused for
+        # good (a 404): make this the last attempt.  A timeout or a 503 may pass: retried.
+        job.meta["error"] = job_error(error)
+        if not retryable(error):
+            job.retries = job.attempts
+        if job.attempts >= job.retries:
+            await _count(state, jobs_failed=1)
         raise
     finally:
         # Stopped by a flag, not by cancel(): cancelling a task inside asyncio.wait_for can be
         # swallowed on Python 3.11, leaving a toucher that keeps a finished job looking alive.
         finished.set()
         await toucher
-    await state.results.put(job.key, result)
+    await state.intake.file(job.key, content_key, result, article)
     # Announced before SAQ marks the job complete: a crash in between re-runs the job, and the
     # second announcement reuses the first one's webhook ids (see service.webhooks.notifier).
     await state.notifier.announce(finished_view(job, result))
+    fresh = not result.cached  # a result served from the content key translated nothing now
     await _count(
         state,
         jobs_succeeded=1,
-        sentences_translated=result.sentences_translated,
-        sentences_from_cache=result.sentences_from_cache,
+        sentences_translated=result.sentences_translated if fresh else 0,
+        sentences_from_cache=result.sentences_from_cache if fresh else 0,
         **{
             f"stage_seconds_sum:{k.removesuffix('_ms')}": v / 1000
             for k, v in result.timings_ms.items()
+            if fresh
         },
-        **{f"stage_count:{k.removesuffix('_ms')}": 1 for k in result.timings_ms},
+        **{f"stage_count:{k.removesuffix('_ms')}": 1 for k in result.timings_ms if fresh},
     )
     log.info(
         "article done",

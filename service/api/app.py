@@ -53,11 +53,12 @@ GRACEFUL_SHUTDOWN_S = 10
 def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
     """Build the API.  ``redis`` injects a client (tests); otherwise one comes from settings.
 
-    Presets and the callback allow-list are read here, so a bad preset file or setting stops
-    the process before it serves anything.
+    Presets and the callback and fetch allow-lists are read here, so a bad preset file or setting
+    stops the process before it serves anything.
     """
     presets = PresetRegistry.from_directory(settings.prompts_dir)
     callbacks = AllowList.from_settings(settings.webhook_allow_hosts)
+    AllowList.from_settings(settings.fetch_allow_hosts)  # a bad entry stops start-up here
     metrics = ApiMetrics()
     api_keys = ApiKeys(settings.api_keys)
 
@@ -134,6 +135,7 @@ def _services(
         api_keys=api_keys,
         limiter=FixedWindowLimiter(redis, keys, settings.rate_limit_per_minute),
         callbacks=callbacks,
+        fetch_allow=AllowList.from_settings(settings.fetch_allow_hosts),
         notifier=Notifier.from_settings(settings, redis, queue, signing=False),
         workers=WorkerRegistry(redis, keys),
         idempotency=IdempotencyStore(redis, keys),

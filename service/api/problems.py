@@ -266,7 +266,9 @@ _STATUS_DOCS: Mapping[int, str] = {
     415: "The body is not JSON (`unsupported_media_type`) or is compressed "
     "(`unsupported_content_encoding`; send it with no Content-Encoding)",
     422: "The article cannot be processed: `empty_text`, `unknown_style` (with `known_styles`), "
-    "`not_german` (with `detected_language`), `callback_url_refused`, `too_many_articles`",
+    "`not_german` (with `detected_language`), `callback_url_refused`, `too_many_articles`, "
+    "`missing_input` / `conflicting_inputs` (not exactly one of `text`, `html`, `url`; with "
+    "`fields`), `markup_as_text` (send it as `html`), `url_refused`",
     429: "`queue_full` or `rate_limited`; see Retry-After",
     503: "Redis unreachable (`redis_unavailable`) or no worker (`not_ready`); see Retry-After",
 }

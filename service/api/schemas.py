@@ -30,10 +30,42 @@ Metadata = Annotated[
 
 
 class SummarizeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """One German article to translate into English and summarize."""
+    """One German article to translate into English and summarize, as text, HTML or a URL."""
 
-    text: Annotated[str, Meta(description="The article body; paragraphs separated by blank lines.")]
-    title: Annotated[str, Meta(max_length=1000, description="The headline.")] | None = None
+    text: (
+        Annotated[str, Meta(description="The article body; paragraphs separated by blank lines.")]
+        | None
+    ) = None
+    html: (
+        Annotated[
+            str,
+            Meta(
+                description="The article as HTML instead: a whole page or a CMS body fragment; "
+                "the worker extracts its text, title, author, date and site name."
+            ),
+        ]
+        | None
+    ) = None
+    url: (
+        Annotated[
+            str,
+            Meta(
+                max_length=2048,
+                description="The article's http(s) URL instead: the worker fetches the page "
+                "and extracts it.  Exactly one of `text`, `html` and `url` is needed.",
+            ),
+        ]
+        | None
+    ) = None
+    title: (
+        Annotated[
+            str,
+            Meta(
+                max_length=1000, description="The headline; for html and url, the page's if empty."
+            ),
+        ]
+        | None
+    ) = None
     style: (
         Annotated[
             str,

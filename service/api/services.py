@@ -41,6 +41,8 @@ class Services:
     limiter: FixedWindowLimiter
     callbacks: AllowList
     """Where callback URLs may point besides public addresses (``webhook_allow_hosts``)."""
+    fetch_allow: AllowList
+    """Where article URLs may point besides public addresses (``fetch_allow_hosts``)."""
     notifier: Notifier
     """Registers callback URLs and schedules webhook deliveries (the workers send them)."""
     workers: WorkerRegistry

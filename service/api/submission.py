@@ -16,19 +16,13 @@ from dataclasses import dataclass
 import msgspec
 import structlog
 
+from service.api.inputs import checked_input
 from service.api.schemas import SummarizeRequest
 from service.api.services import Services
 from service.constants import MIN_GERMAN_SHARE
-from service.errors import (
-    ApiProblem,
-    EmptyTextError,
-    NotGermanError,
-    QueueFullError,
-    TextTooLongError,
-)
+from service.errors import ApiProblem, NotGermanError, QueueFullError
 from service.queue import JobPayload, job_links, view_of
 from service.schemas import TERMINAL, JobStatus, JobView, ModelInfo, Progress, Result
-from service.store.cache import result_key
 from service.text.language import detect_language
 from service.webhooks.events import now_iso
 from service.webhooks.ssrf import check_url
@@ -81,25 +75,23 @@ async def current_models(services: Services) -> dict[str, ModelInfo]:
 async def prepare(
     article: SummarizeRequest, services: Services, models: dict[str, ModelInfo]
 ) -> Prepared:
-    """Validate one article (cheapest checks first) and compute its job key."""
+    """Validate one article (cheapest checks first) and compute its job key.
+
+    The article is exactly one of ``text``, ``html`` and ``url`` (``service.api.inputs``).
+    """
     settings = services.settings
-    if not article.text.strip():
-        raise EmptyTextError()
-    if len(article.text) > settings.max_text_chars:
-        raise TextTooLongError(len(article.text), settings.max_text_chars)
+    source = checked_input(article, settings, services.fetch_allow)
     style = article.style or settings.default_style
     preset = services.presets.get(style)
     if article.callback_url is not None:
         check_callback(article.callback_url, services)
-    key = result_key(
-        text=article.text,
-        title=article.title,
-        style=style,
-        style_digest=preset.digest,
-        models=models,
+    key = source.job_key(
+        title=article.title, style=style, style_digest=preset.digest, models=models
     )
     payload = JobPayload(
-        text=article.text,
+        text=source.value if source.kind == "text" else "",
+        html=source.value if source.kind == "html" else None,
+        url=source.value if source.kind == "url" else None,
         title=article.title,
         style=style,
         allow_non_german=article.allow_non_german,
@@ -219,7 +211,7 @@ async def submit(services: Services, prepared: Prepared) -> JobView:
         if callback_url is not None:
             await services.notifier.announce(view, only=[callback_url])
         return view
-    if not payload.allow_non_german:
+    if not payload.allow_non_german and payload.text:  # a page's text is judged by the worker
         await check_german(payload.text)
     services.metrics.cache_misses.inc()
     if callback_url is not None:
@@ -240,7 +232,7 @@ async def submit(services: Services, prepared: Prepared) -> JobView:
     log.info(
         "job enqueued",
         job=prepared.key[:12],
-        chars=len(prepared.payload.text),
+        chars=len(prepared.payload.text or prepared.payload.html or ""),
         style=prepared.payload.style,
     )
     return view_of(job)

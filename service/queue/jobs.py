@@ -57,16 +57,34 @@ if TYPE_CHECKING:
 __all__ = ["CancelOutcome", "Job", "JobPayload", "JobQueue", "Status"]
 
 
-class JobPayload(msgspec.Struct, kw_only=True):
-    """What the worker needs to process one article (stored as the SAQ job's kwargs)."""
+#: Characters a job over an HTML page or a URL is timed for: its text is only known once the
+#: worker has extracted it, and ``KURZ_MAX_TEXT_CHARS`` (100,000 by default) bounds it then.
+PAGE_TIMEOUT_CHARS = 100_000
 
-    text: str
+
+class JobPayload(msgspec.Struct, kw_only=True):
+    """What the worker needs to process one article (stored as the SAQ job's kwargs).
+
+    Exactly one of ``text``, ``html`` and ``url`` holds the article; the worker extracts the
+    text of the other two.
+    """
+
+    text: str = ""
+    html: str | None = None
+    url: str | None = None
     title: str | None = None
     style: str = "standard"
     allow_non_german: bool = False
     external_id: str | None = None
     metadata: dict[str, str | int | float | bool | None] | None = None
     callback_url: str | None = None
+
+    @property
+    def timed_chars(self) -> int:
+        """The article length the job's timeout is sized for."""
+        if self.text:
+            return len(self.text)
+        return min(len(self.html or ""), PAGE_TIMEOUT_CHARS) if self.html else PAGE_TIMEOUT_CHARS
 
 
 #: SAQ's enqueue script with the room check inside it: checked first and enqueued after, every
@@ -128,7 +146,7 @@ class JobQueue:
         """
         options: dict[str, Any] = {
             "key": key,
-            "timeout": job_timeout_s(len(payload.text)),
+            "timeout": job_timeout_s(payload.timed_chars),
             "heartbeat": JOB_HEARTBEAT_S,
             "retries": self.retries,
             "retry_delay": JOB_RETRY_DELAY_S,

@@ -10,35 +10,14 @@ end with the same text and title, so a cache key taken over those shares one res
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
-
-import msgspec
 
 from service.errors import TextTooLongError
+from service.schemas import ArticleSource, SourceKind
 from service.sources.errors import MarkupAsTextError
 from service.sources.extract import ExtractedArticle, Extractor, looks_like_markup
 from service.sources.fetch import ArticleFetcher
 
 __all__ = ["ArticleSource", "ResolvedArticle", "SourceKind", "resolve_article"]
-
-SourceKind = Literal["text", "html", "url"]
-
-
-class ArticleSource(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Where the article came from and what its page said about it (the result's ``source``)."""
-
-    kind: SourceKind
-    #: The URL asked for, and where the redirects ended (``kind == "url"``).
-    url: str | None = None
-    final_url: str | None = None
-    title: str | None = None
-    author: str | None = None
-    date: str | None = None
-    site_name: str | None = None
-    #: Characters of article text the pipeline received.
-    characters: int = 0
-    #: Set when the extracted text is suspiciously short (a paywall teaser).
-    warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

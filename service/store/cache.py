@@ -45,6 +45,36 @@ def result_key(
     return hashlib.sha256(payload).hexdigest()
 
 
+def page_key(
+    *,
+    kind: str,
+    value: str,
+    title: str | None,
+    style: str,
+    style_digest: str,
+    models: Mapping[str, ModelInfo],
+) -> str:
+    """The job key of an ``html`` or ``url`` request: a hash of the raw input, not of its text.
+
+    The API cannot know the article's text before the worker has extracted it, so identical
+    pages (or URLs) share a job by this key; the worker then also files the result under
+    :func:`result_key` of the extracted text, where text and other pages of the same article
+    find it.  ``kind`` puts these keys in a namespace of their own: no text hashes to one.
+    """
+    payload = msgspec.json.encode(
+        {
+            "input": kind,
+            "value": value,
+            "title": normalize_text(title or ""),
+            "style": style,
+            "style_digest": style_digest,
+            "models": {name: msgspec.to_builtins(info) for name, info in sorted(models.items())},
+            "pipeline": PIPELINE_VERSION,
+        }
+    )
+    return hashlib.sha256(payload).hexdigest()
+
+
 class ResultCache:
     """Finished results by cache key, with a TTL."""
 
