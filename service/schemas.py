@@ -10,6 +10,8 @@ from typing import Literal
 
 import msgspec
 
+from service.text.glossary_report import GlossaryReport, SentenceGlossaryReport
+
 
 class JobStatus(enum.StrEnum):
     """Where a job is in its life; ``TERMINAL`` ones never change again."""
@@ -40,6 +42,8 @@ class AlignedSentence(msgspec.Struct, frozen=True):
     en: str
     paragraph: int
     cached: bool = False
+    #: What the glossary did to this sentence (None without a glossary, or in older results).
+    glossary: SentenceGlossaryReport | None = None
 
 
 class FactCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +89,8 @@ class Result(msgspec.Struct, kw_only=True):
     #: which of them (1-based) was kept: the one with fewer unsupported facts, the first on a tie.
     summary_attempts: int = 1
     summary_kept: int = 1
+    #: The glossary used and its totals (None without one, or in results cached before).
+    glossary: GlossaryReport | None = None
 
 
 class Progress(msgspec.Struct):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import msgspec
 import structlog
 
+from service.api.glossary_use import choose_glossary
+from service.api.keys import PUBLIC_CLIENT
 from service.api.schemas import SummarizeRequest
 from service.api.services import Services
 from service.constants import MIN_GERMAN_SHARE
@@ -79,9 +81,14 @@ async def current_models(services: Services) -> dict[str, ModelInfo]:
 
 
 async def prepare(
-    article: SummarizeRequest, services: Services, models: dict[str, ModelInfo]
+    article: SummarizeRequest,
+    services: Services,
+    models: dict[str, ModelInfo],
+    *,
+    owner: str = PUBLIC_CLIENT,
 ) -> Prepared:
-    """Validate one article (cheapest checks first) and compute its job key."""
+    """Validate one article (cheapest checks first) and compute its job key; ``owner`` is
+    whose glossaries it may name (``service.api.glossary_use``)."""
     settings = services.settings
     if not article.text.strip():
         raise EmptyTextError()
@@ -91,12 +98,14 @@ async def prepare(
     preset = services.presets.get(style)
     if article.callback_url is not None:
         check_callback(article.callback_url, services)
+    glossary = await choose_glossary(services, article.glossary_id, owner)
     key = result_key(
         text=article.text,
         title=article.title,
         style=style,
         style_digest=preset.digest,
         models=models,
+        glossary=(glossary.glossary_id, glossary.digest) if glossary else None,
     )
     payload = JobPayload(
         text=article.text,
@@ -106,6 +115,8 @@ async def prepare(
         external_id=article.external_id,
         metadata=article.metadata,
         callback_url=article.callback_url,
+        glossary_id=glossary.glossary_id if glossary else None,
+        glossary_owner=glossary.owner if glossary else None,
     )
     return Prepared(key=key, payload=payload)
 

@@ -30,10 +30,12 @@ def result_key(
     style: str,
     style_digest: str,
     models: Mapping[str, ModelInfo],
+    glossary: tuple[str, str] | None = None,
 ) -> str:
-    """The cache key (and job id) of one request."""
+    """The cache key (and job id) of one request; ``glossary`` is its (id, content digest)."""
     payload = msgspec.json.encode(
         {
+            **({"glossary": list(glossary)} if glossary is not None else {}),
             "text": normalize_text(text),
             "title": normalize_text(title or ""),
             "style": style,
