@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from service.api.app import create_app
+from service.errors import GlossaryFileError
 from service.glossary_steps import NBEST, GlossaryRun, merged_names
+from service.settings import Settings
 from service.text.glossary import Glossary
+from service.worker import WorkerState
 
 GLOSSARY = Glossary.create(
     name="t",
@@ -57,3 +67,16 @@ async def test_a_name_no_hypothesis_has_is_reported_missed_and_the_summary_is_re
     assert summary == "Lavrov spoke in Kyiv."
     assert (report.applied, report.fallback, report.missed) == (1, 0, 1)
     assert {t.source for t in report.summary_replaced} == {"Lawrow", "Kyjiw"}
+
+
+def test_a_bad_default_glossary_stops_the_api_and_the_worker_at_start(
+    tmp_path: Path, clean_env: None
+) -> None:
+    """A bad ``glossaries/*.tsv`` line fails create_app and the worker's start-up, by name."""
+    (tmp_path / "people.tsv").write_text("Lawrow\tLavrov\nLawrow\tLawrov\n", encoding="utf-8")
+    settings = Settings(glossaries_dir=tmp_path, _env_file=None)  # type: ignore[call-arg]
+    with pytest.raises(GlossaryFileError, match=r"people\.tsv.*2"):
+        create_app(settings)
+    redis = Redis.from_url("redis://127.0.0.1:1/0")  # never reached: the glossary fails first
+    with pytest.raises(GlossaryFileError, match=r"people\.tsv"):
+        asyncio.run(WorkerState.start(settings, redis, "w-test"))
