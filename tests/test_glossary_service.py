@@ -3,6 +3,7 @@ process, and articles translated end to end by a real worker on the tiny models.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -247,3 +248,34 @@ def test_with_and_without_a_glossary_are_two_cached_results(stack: Stack) -> Non
     assert len(ids) == 2
     again = summarize(stack, {"text": text})
     assert again.json()["result"]["cached"] is True
+
+
+def test_the_batch_takes_a_glossary_per_article(stack: Stack) -> None:
+    """Each batch article names its own glossary; an unknown one is that article's 404 only."""
+    made = translator(stack).create_glossary("batch", "DE", "EN", {"Rjabkow": "Ryabkov"})
+    text = "Rjabkow sprach am Mittwoch in Genf lange mit den amerikanischen Unterhändlern."
+    response = httpx.post(
+        f"{stack.base_url}/summarize/batch",
+        json={
+            "articles": [
+                {"text": text, "glossary_id": made.glossary_id},
+                {"text": text, "glossary_id": "no-such-glossary"},
+                {"text": text},
+            ]
+        },
+        headers={"Authorization": f"Bearer {KEY_A}"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    own, unknown, default = response.json()["jobs"]
+    assert unknown["error"]["code"] == "glossary_not_found"
+    assert unknown["error"]["status"] == 404
+    assert own["id"] != default["id"]
+    deadline = time.monotonic() + 60
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline and view.get("status") != "succeeded":
+        time.sleep(0.25)
+        view = httpx.get(
+            f"{stack.base_url}/jobs/{own['id']}", headers={"Authorization": f"Bearer {KEY_A}"}
+        ).json()
+    assert view["result"]["glossary"]["glossary_id"] == made.glossary_id
