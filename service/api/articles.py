@@ -52,7 +52,7 @@ _SUBMIT_RESPONSES: dict[int, ResponseSpec] = {
         description="Answered from the result cache, or the job finished within `wait`",
         generate_examples=False,
     ),
-    **problem_responses(400, 401, 409, 413, 415, 422, 429, 503),
+    **problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503),
 }
 
 

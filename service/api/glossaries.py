@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from service.api.auth import READ_BUCKET, authenticate, caller_of
@@ -37,6 +38,36 @@ TSV_MEDIA_TYPE = "text/tab-separated-values"
 _DEEPL_STATUS = {401: 403, 422: 400}
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 _READ = {"rate_bucket": READ_BUCKET}
+
+
+class DeepLError(msgspec.Struct):
+    """DeepL's error body."""
+
+    message: str
+
+
+def deepl_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the DeepL-shaped errors an endpoint can answer with."""
+    return {
+        status: ResponseSpec(
+            data_container=DeepLError,
+            description=_ERROR_DOCS[status],
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
+_ERROR_DOCS = {
+    400: "Invalid glossary: entries (line and reason), name, language pair, or over a limit",
+    403: "Missing or invalid API key, or the server's default glossary cannot be deleted",
+    404: "No glossary with this id belongs to the caller",
+    413: "Body over the byte limit",
+    415: "The body is neither JSON nor a form",
+    429: "Rate limited; see Retry-After",
+    503: "Redis unreachable; see Retry-After",
+}
+_READS = deepl_responses(403, 404, 429, 503)
 
 
 class GlossaryList(msgspec.Struct):
@@ -90,7 +121,13 @@ def _text(fields: dict[str, Any], name: str, default: str | None = None) -> str:
     return value
 
 
-@post("/glossaries", status_code=201, summary="Create a glossary (DeepL v2)", tags=["glossaries"])
+@post(
+    "/glossaries",
+    status_code=201,
+    responses=deepl_responses(400, 403, 413, 415, 429, 503),
+    summary="Create a glossary (DeepL v2)",
+    tags=["glossaries"],
+)
 async def create_glossary(request: Request[Any, Any, Any], services: ServicesDep) -> GlossaryInfo:
     """``POST /v2/glossaries``: validated as DeepL validates; 201 with its metadata."""
     fields = await _fields(request)
@@ -104,13 +141,25 @@ async def create_glossary(request: Request[Any, Any, Any], services: ServicesDep
     return await services.glossaries.create(owner_of(caller_of(request)), glossary)
 
 
-@get("/glossaries", opt=_READ, summary="List your glossaries (DeepL v2)", tags=["glossaries"])
+@get(
+    "/glossaries",
+    opt=_READ,
+    responses=deepl_responses(403, 429, 503),
+    summary="List your glossaries (DeepL v2)",
+    tags=["glossaries"],
+)
 async def list_glossaries(request: Request[Any, Any, Any], services: ServicesDep) -> GlossaryList:
     """``GET /v2/glossaries``: the caller's glossaries, oldest first."""
     return GlossaryList(await services.glossaries.list_by_owner(owner_of(caller_of(request))))
 
 
-@get("/glossaries/{glossary_id:str}", opt=_READ, summary="One glossary", tags=["glossaries"])
+@get(
+    "/glossaries/{glossary_id:str}",
+    opt=_READ,
+    responses=_READS,
+    summary="One glossary",
+    tags=["glossaries"],
+)
 async def get_glossary(
     request: Request[Any, Any, Any], services: ServicesDep, glossary_id: FromPath[str]
 ) -> GlossaryInfo:
@@ -124,6 +173,7 @@ async def get_glossary(
     "/glossaries/{glossary_id:str}/entries",
     opt=_READ,
     media_type=TSV_MEDIA_TYPE,
+    responses=_READS,
     summary="A glossary's entries as TSV",
     tags=["glossaries"],
 )
@@ -136,7 +186,12 @@ async def get_entries(
     return await services.glossaries.entries(owner_of(caller_of(request)), glossary_id)
 
 
-@delete("/glossaries/{glossary_id:str}", summary="Delete a glossary", tags=["glossaries"])
+@delete(
+    "/glossaries/{glossary_id:str}",
+    responses=deepl_responses(403, 404, 429, 503),
+    summary="Delete a glossary",
+    tags=["glossaries"],
+)
 async def delete_glossary(
     request: Request[Any, Any, Any], services: ServicesDep, glossary_id: FromPath[str]
 ) -> None:
@@ -146,7 +201,13 @@ async def delete_glossary(
     await services.glossaries.delete(owner_of(caller_of(request)), glossary_id)
 
 
-@get("/glossary-language-pairs", opt=_READ, summary="Glossary languages", tags=["glossaries"])
+@get(
+    "/glossary-language-pairs",
+    opt=_READ,
+    responses=deepl_responses(403, 429, 503),
+    summary="Glossary languages",
+    tags=["glossaries"],
+)
 async def language_pairs() -> LanguagePairs:
     """``GET /v2/glossary-language-pairs``: German to English, the one pair translated here."""
     return LanguagePairs([LanguagePair(SOURCE_LANG.lower(), TARGET_LANG.lower())])
