@@ -279,3 +279,17 @@ def test_the_batch_takes_a_glossary_per_article(stack: Stack) -> None:
             f"{stack.base_url}/jobs/{own['id']}", headers={"Authorization": f"Bearer {KEY_A}"}
         ).json()
     assert view["result"]["glossary"]["glossary_id"] == made.glossary_id
+
+
+def test_the_default_glossary_is_readable_by_all_and_deletable_by_none(
+    stack: Stack, default_glossary: Glossary
+) -> None:
+    """``default`` answers GET and its entries for any key; DELETE is refused with 403."""
+    for key in (KEY_A, KEY_B):
+        client = translator(stack, key)
+        info = client.get_glossary("default")
+        assert info.entry_count == len(default_glossary.entries)
+        entries = client.get_glossary_entries("default")
+        assert entries == {e.source: e.target for e in default_glossary.entries}
+    with pytest.raises(deepl.AuthorizationException):
+        translator(stack).delete_glossary("default")
