@@ -115,6 +115,14 @@ class Keys:
         """A hash of counters the workers increment and the API's /metrics reports."""
         return f"{self.prefix}:stats"
 
+    def glossary(self, glossary_id: str) -> str:
+        """A user glossary (owner, metadata, entries); no TTL: glossaries live until deleted."""
+        return f"{self.prefix}:glossary:{glossary_id}"
+
+    def glossaries(self, owner: str) -> str:
+        """The ids of one owner's glossaries, scored by creation time."""
+        return f"{self.prefix}:glossaries:{owner}"
+
     def rate(self, client: str, window: int) -> str:
         return f"{self.prefix}:rate:{client}:{window}"
 

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from service.constants import MIN_GERMAN_SHARE
 from service.errors import EmptyTextError, NotGermanError
+from service.glossary_steps import GlossaryRun, merged_names
 from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
 from service.nlp.engine import Engines, SummaryEngine
@@ -24,6 +25,8 @@ from service.presets import PresetRegistry
 from service.schemas import AlignedSentence, ModelInfo, Result
 from service.settings import Settings
 from service.summary_check import summarize_checked
+from service.text.glossary import Glossary
+from service.text.glossary_report import SentenceGlossaryReport
 from service.text.language import detect_language
 from service.text.segment import join_sentences, split_sentences
 
@@ -49,6 +52,8 @@ class ArticleRequest:
     allow_non_german: bool = False
     #: German -> English name forms (glossary targets) that the summary's fact check accepts.
     names: Mapping[str, str] | None = None
+    #: Applied to the source, checked in the translation and summary (``service.glossary_steps``).
+    glossary: Glossary | None = None
 
 
 class Pipeline:
@@ -120,9 +125,14 @@ class Pipeline:
         mark = time.perf_counter()
         title = request.title.strip() if request.title else ""
         to_translate = german + ([title] if title else [])
+        glossary = GlossaryRun.start(request.glossary, to_translate) if request.glossary else None
         english, from_cache = await self._translate(
-            to_translate, sentence_cache, progress, len(german)
+            glossary.sources if glossary else to_translate, sentence_cache, progress, len(german)
         )
+        reports: list[SentenceGlossaryReport] = []
+        if glossary is not None:
+            english, reports = await glossary.settle(english, self._nbest)
+            del reports[len(german) :]  # the title's report is not a sentence's
         title_en = english.pop() if title else None
         timings["translate_ms"] = _elapsed_ms(mark)
 
@@ -136,9 +146,12 @@ class Pipeline:
             english,
             german,
             preset,
-            names=request.names,
+            names=merged_names(request.names, glossary),
         )
         outcome = checked.outcome
+        summary, glossary_report = (
+            glossary.finish(outcome.text, reports) if glossary else (outcome.text, None)
+        )
         progress("summarize", 1, 1)
         timings["summarize_ms"] = _elapsed_ms(mark)
         timings["total_ms"] = _elapsed_ms(started)
@@ -147,7 +160,7 @@ class Pipeline:
         return Result(
             title_en=title_en,
             translation=join_sentences(sentences, english),
-            summary=outcome.text,
+            summary=summary,
             style=request.style,
             source_language=language.language,
             german_share=round(language.german_share, 4),
@@ -155,8 +168,14 @@ class Pipeline:
             sentences_translated=len(english),
             sentences_from_cache=sum(cached_flags),
             alignment=[
-                AlignedSentence(de=s.text, en=en, paragraph=s.paragraph, cached=hit)
-                for s, en, hit in zip(sentences, english, cached_flags, strict=True)
+                AlignedSentence(
+                    de=s.text,
+                    en=en,
+                    paragraph=s.paragraph,
+                    cached=hit,
+                    glossary=reports[i] if reports else None,
+                )
+                for i, (s, en, hit) in enumerate(zip(sentences, english, cached_flags, strict=True))
             ],
             models=self.models,
             timings_ms=timings,
@@ -166,7 +185,12 @@ class Pipeline:
             summary_flags=checked.flags,
             summary_attempts=checked.attempts,
             summary_kept=checked.kept,
+            glossary=glossary_report,
         )
+
+    async def _nbest(self, texts: list[str], n: int) -> list[list[str]]:
+        """The ``n`` best translations of each text, off the event loop (glossary fallback)."""
+        return await asyncio.to_thread(self.scheduler.engine.translate_nbest, texts, n)
 
     async def _translate(
         self,

@@ -10,6 +10,8 @@ from typing import Literal
 
 import msgspec
 
+from service.text.glossary_report import GlossaryReport, SentenceGlossaryReport
+
 
 class JobStatus(enum.StrEnum):
     """Where a job is in its life; ``TERMINAL`` ones never change again."""
@@ -40,6 +42,8 @@ class AlignedSentence(msgspec.Struct, frozen=True):
     en: str
     paragraph: int
     cached: bool = False
+    #: What the glossary did to this sentence (None without a glossary, or in older results).
+    glossary: SentenceGlossaryReport | None = None
 
 
 class FactCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,6 +112,8 @@ class Result(msgspec.Struct, kw_only=True):
     #: Which input the article came from (``text``, ``html``, ``url``) and the page's metadata;
     #: None in results cached before HTML and URL inputs existed.
     source: ArticleSource | None = None
+    #: The glossary used and its totals (None without one, or in results cached before).
+    glossary: GlossaryReport | None = None
 
 
 class Progress(msgspec.Struct):

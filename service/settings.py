@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     prompts_dir: Path = ROOT / "prompts"
     """Directory of ``<style>.toml`` presets."""
     default_style: str = "standard"
+    glossaries_dir: Path = ROOT / "glossaries"
+    """Directory of ``*.tsv`` files that together form the default glossary (checked at start-up;
+    none there means no default)."""
 
     # --- service ------------------------------------------------------------------------------
     host: str = "127.0.0.1"

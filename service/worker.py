@@ -35,7 +35,7 @@ from service.constants import (
     WORKER_HEARTBEAT_INTERVAL_S,
     Keys,
 )
-from service.errors import FetchFailedError, InputError
+from service.errors import FetchFailedError, GlossaryNotFoundError, InputError
 from service.intake import ArticleIntake, job_error, retryable
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.queue import (
@@ -52,8 +52,11 @@ from service.queue import (
 from service.settings import Settings
 from service.store.cache import RedisSentenceCache, ResultCache, result_key
 from service.store.connection import make_redis
+from service.store.glossaries import GlossaryStore
 from service.store.stats import Stats
 from service.store.workers import WorkerRegistry
+from service.text.glossary import Glossary
+from service.text.glossary_files import DEFAULT_GLOSSARY_ID, load_default_glossary
 from service.webhooks import Delivery, make_client
 from service.webhooks.notifier import Notifier
 from service.webhooks.ssrf import AllowList
@@ -86,6 +89,8 @@ class WorkerState:
     registry: WorkerRegistry
     stats: Stats
     intake: ArticleIntake
+    glossaries: GlossaryStore
+    default_glossary: Glossary | None
     heartbeat_task: asyncio.Task[None] | None = field(default=None)
 
     @classmethod
@@ -95,6 +100,7 @@ class WorkerState:
         notifier = Notifier.from_settings(
             settings, redis, JobQueue(redis, keys, retries=settings.job_retries), signing=True
         )
+        default_glossary = load_default_glossary(settings.glossaries_dir)  # before the models
         pipeline = await asyncio.to_thread(build_pipeline, settings)
         results = ResultCache(redis, keys, settings.result_ttl_s)
         state = cls(
@@ -114,6 +120,8 @@ class WorkerState:
             registry=WorkerRegistry(redis, keys),
             stats=Stats(redis, keys),
             intake=await ArticleIntake.start(settings, results),
+            glossaries=GlossaryStore(redis, keys),
+            default_glossary=default_glossary,
         )
         await state.registry.announce_models(
             pipeline.models, follows_instructions=pipeline.summarizer.follows_instructions
@@ -160,12 +168,14 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
         if not payload.text:
             on_progress("extract", 0, 1)
         article = await state.intake.resolve(payload)
+        glossary = await _glossary(state, payload)
         content_key = result_key(
             text=article.text,
             title=article.title,
             style=payload.style,
             style_digest=state.pipeline.presets.get(payload.style).digest,
             models=state.pipeline.models,
+            glossary=(glossary.glossary_id, glossary.digest) if glossary else None,
         )
         result = await state.intake.known_result(
             job.key, content_key, article.source, allow_non_german=payload.allow_non_german
@@ -177,6 +187,7 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
                     title=article.title,
                     style=payload.style,
                     allow_non_german=payload.allow_non_german,
+                    glossary=glossary,
                 ),
                 on_progress=on_progress,
                 sentence_cache=state.sentence_cache,
@@ -221,6 +232,20 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
         seconds=round(time.perf_counter() - started, 2),
     )
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]
+
+
+async def _glossary(state: WorkerState, payload: JobPayload) -> Glossary | None:
+    """The job's glossary: the server default, the submitter's own, or none.
+
+    One deleted after the job was accepted fails the job (``glossary_not_found``, no retry).
+    """
+    if payload.glossary_id is None:
+        return None
+    if payload.glossary_id == DEFAULT_GLOSSARY_ID and payload.glossary_owner is None:
+        if state.default_glossary is None:
+            raise GlossaryNotFoundError(DEFAULT_GLOSSARY_ID)
+        return state.default_glossary
+    return await state.glossaries.get(payload.glossary_owner or "", payload.glossary_id)
 
 
 async def deliver_webhook(ctx: WorkerContext, *, delivery: Any, body: str) -> None:

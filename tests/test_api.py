@@ -41,6 +41,7 @@ from service.queue import JobQueue, Status
 from service.schemas import ModelInfo, Result
 from service.settings import ROOT, Settings
 from service.store.cache import ResultCache, result_key
+from service.text.glossary_files import load_default_glossary
 from tests.processes import environ_without_kurz
 
 if TYPE_CHECKING:
@@ -134,10 +135,18 @@ async def heartbeat(redis: Redis, prefix: str, worker_id: str = "worker-1") -> N
 
 
 def expected_key(text: str, style: str = "standard") -> str:
-    """The job id the API gives ``text`` once the worker models are announced."""
+    """The job id the API gives ``text`` once the worker models are announced (with the
+    server's default glossary, which a request that names none gets)."""
     preset = PresetRegistry.from_directory(ROOT / "prompts").get(style)
+    glossary = load_default_glossary(ROOT / "glossaries")
+    assert glossary is not None
     return result_key(
-        text=text, title=None, style=style, style_digest=preset.digest, models=WORKER_MODELS
+        text=text,
+        title=None,
+        style=style,
+        style_digest=preset.digest,
+        models=WORKER_MODELS,
+        glossary=(glossary.glossary_id, glossary.digest),
     )
 
 
@@ -845,6 +854,10 @@ async def test_schema_documents_every_endpoint(client: AsyncTestClient[Litestar]
         "/health/live",
         "/health/ready",
         "/metrics",
+        "/v2/glossaries",
+        "/v2/glossaries/{glossary_id}",
+        "/v2/glossaries/{glossary_id}/entries",
+        "/v2/glossary-language-pairs",
     }
     submit = schema["paths"]["/summarize"]["post"]
     example = submit["requestBody"]["content"]["application/json"]["examples"]["seed"]["value"]

@@ -10,7 +10,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.glossary_store import GlossaryStore
+from service.constants import Keys
+from service.store.glossaries import GlossaryStore
 from service.text.glossary import Glossary, GlossaryLimitError, GlossaryNotFoundError
 
 pytestmark = pytest.mark.redis
@@ -43,7 +44,7 @@ async def prefix(redis: Redis) -> AsyncIterator[str]:
 
 @pytest.fixture
 def store(redis: Redis, prefix: str) -> GlossaryStore:
-    return GlossaryStore(redis, prefix)
+    return GlossaryStore(redis, Keys(prefix))
 
 
 def names(entries: str = "Lawrow\tLavrov\nPeskow\tPeskov", name: str = "Namen") -> Glossary:
@@ -61,9 +62,9 @@ async def test_created_glossary_reads_back_whole(store: GlossaryStore, redis: Re
     assert loaded == glossary
     assert loaded.digest == glossary.digest
     assert await store.digest("tenant-a", glossary.glossary_id) == glossary.digest
-    key = f"{store.prefix}:glossary:{glossary.glossary_id}"
+    key = store.keys.glossary(glossary.glossary_id)
     assert await redis.ttl(key) == -1  # no expiry
-    assert await redis.zscore(f"{store.prefix}:glossaries:tenant-a", glossary.glossary_id)
+    assert await redis.zscore(store.keys.glossaries("tenant-a"), glossary.glossary_id)
 
 
 async def test_list_by_owner_shows_only_own_glossaries_oldest_first(store: GlossaryStore) -> None:
@@ -129,7 +130,7 @@ async def test_the_per_owner_limit_holds_under_concurrent_creates(
     redis: Redis, prefix: str
 ) -> None:
     """With a limit of 3, ten concurrent creates store exactly 3 and refuse 7."""
-    store = GlossaryStore(redis, prefix, max_per_owner=3)
+    store = GlossaryStore(redis, Keys(prefix), max_per_owner=3)
     outcomes = await asyncio.gather(
         *(store.create("tenant-a", names(name=f"g{i}")) for i in range(10)),
         return_exceptions=True,

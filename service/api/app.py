@@ -19,7 +19,7 @@ import uvicorn
 from litestar import Litestar, Router
 from redis.asyncio import Redis
 
-from service.api import articles, health, jobs
+from service.api import articles, glossaries, health, jobs
 from service.api.auth import authenticate
 from service.api.deps import SERVICES_DEPENDENCY
 from service.api.keys import ApiKeys
@@ -36,9 +36,12 @@ from service.queue import JobQueue
 from service.settings import Settings
 from service.store.cache import ResultCache
 from service.store.connection import make_redis
+from service.store.glossaries import GlossaryStore
 from service.store.idempotency import IdempotencyStore
 from service.store.stats import Stats
 from service.store.workers import WorkerRegistry
+from service.text.glossary import Glossary
+from service.text.glossary_files import load_default_glossary
 from service.webhooks.notifier import Notifier
 from service.webhooks.ssrf import AllowList
 
@@ -53,10 +56,11 @@ GRACEFUL_SHUTDOWN_S = 10
 def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
     """Build the API.  ``redis`` injects a client (tests); otherwise one comes from settings.
 
-    Presets and the callback and fetch allow-lists are read here, so a bad preset file or setting
-    stops the process before it serves anything.
+    Presets, the default glossary and the callback and fetch allow-lists are read here, so a bad
+    preset or glossary file or setting stops the process before it serves anything.
     """
     presets = PresetRegistry.from_directory(settings.prompts_dir)
+    default_glossary = load_default_glossary(settings.glossaries_dir)
     callbacks = AllowList.from_settings(settings.webhook_allow_hosts)
     AllowList.from_settings(settings.fetch_allow_hosts)  # a bad entry stops start-up here
     metrics = ApiMetrics()
@@ -66,7 +70,9 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         client = redis if redis is not None else make_redis(settings.redis_url)
         try:
-            app.state.services = _services(settings, client, presets, callbacks, metrics, api_keys)
+            app.state.services = _services(
+                settings, client, presets, callbacks, metrics, api_keys, default_glossary
+            )
             await _warm_language_model()
             log.info("api ready", redis=redacted_url(settings.redis_url), styles=presets.names)
             yield
@@ -77,6 +83,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[
             _protected_router(),
+            glossaries.router(),
             health.health_live,
             health.health_ready,
             health.metrics,
@@ -121,6 +128,7 @@ def _services(
     callbacks: AllowList,
     metrics: ApiMetrics,
     api_keys: ApiKeys,
+    default_glossary: Glossary | None,
 ) -> Services:
     keys = Keys(settings.key_prefix)
     queue = JobQueue(redis, keys, retries=settings.job_retries)
@@ -140,6 +148,8 @@ def _services(
         workers=WorkerRegistry(redis, keys),
         idempotency=IdempotencyStore(redis, keys),
         stats=Stats(redis, keys),
+        glossaries=GlossaryStore(redis, keys),
+        default_glossary=default_glossary,
     )
 
 

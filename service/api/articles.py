@@ -11,6 +11,7 @@ from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
 from service.api.auth import caller_of, require_json
 from service.api.deps import ServicesDep
+from service.api.glossary_use import owner_of
 from service.api.problems import problem_for, problem_responses
 from service.api.schemas import (
     BatchAccepted,
@@ -51,7 +52,7 @@ _SUBMIT_RESPONSES: dict[int, ResponseSpec] = {
         description="Answered from the result cache, or the job finished within `wait`",
         generate_examples=False,
     ),
-    **problem_responses(400, 401, 409, 413, 415, 422, 429, 503),
+    **problem_responses(400, 401, 404, 409, 413, 415, 422, 429, 503),
 }
 
 
@@ -88,7 +89,8 @@ async def summarize(
     ] = None,
 ) -> Response[Any]:
     """``POST /summarize``."""
-    prepared = await prepare(data, services, await current_models(services))
+    owner = owner_of(caller_of(request))
+    prepared = await prepare(data, services, await current_models(services), owner=owner)
     if idempotency_key is None:
         view = await submit(services, prepared)
     else:
@@ -110,7 +112,9 @@ async def summarize(
     ),
     tags=["articles"],
 )
-async def summarize_batch(data: JSONBody[BatchRequest], services: ServicesDep) -> BatchAccepted:
+async def summarize_batch(
+    request: Request[Any, Any, Any], data: JSONBody[BatchRequest], services: ServicesDep
+) -> BatchAccepted:
     """``POST /summarize/batch``."""
     count = len(data.articles)
     if count == 0:
@@ -124,19 +128,20 @@ async def summarize_batch(data: JSONBody[BatchRequest], services: ServicesDep) -
             count=count,
         )
     models = await current_models(services)
+    owner = owner_of(caller_of(request))
     items: list[BatchItem] = []
     for index, raw in enumerate(data.articles):
-        items.append(await _batch_item(services, models, index, raw))
+        items.append(await _batch_item(services, models, index, raw, owner))
     return BatchAccepted(jobs=items)
 
 
 async def _batch_item(
-    services: Services, models: dict[str, ModelInfo], index: int, raw: dict[str, Any]
+    services: Services, models: dict[str, ModelInfo], index: int, raw: dict[str, Any], owner: str
 ) -> BatchItem:
     """One article of a batch; its own problems become its entry, Redis outages fail the batch."""
     try:
         article = msgspec.convert(raw, SummarizeRequest)
-        view = await submit(services, await prepare(article, services, models))
+        view = await submit(services, await prepare(article, services, models, owner=owner))
     except (KurzError, msgspec.ValidationError) as exc:
         return BatchItem(index=index, error=problem_for(exc).body())
     return BatchItem(index=index, id=view.id, status=view.status, links=view.links)

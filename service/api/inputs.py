@@ -42,12 +42,19 @@ class ArticleInput:
         style: str,
         style_digest: str,
         models: Mapping[str, ModelInfo],
+        glossary: tuple[str, str] | None = None,
     ) -> str:
         """Text is keyed by its content (the result cache key); HTML and URLs by the raw input,
-        in a namespace of their own, as their text is only known after extraction."""
+        in a namespace of their own, as their text is only known after extraction.  The
+        glossary (id, content digest) is part of either key."""
         if self.kind == "text":
             return result_key(
-                text=self.value, title=title, style=style, style_digest=style_digest, models=models
+                text=self.value,
+                title=title,
+                style=style,
+                style_digest=style_digest,
+                models=models,
+                glossary=glossary,
             )
         return page_key(
             kind=self.kind,
@@ -56,6 +63,7 @@ class ArticleInput:
             style=style,
             style_digest=style_digest,
             models=models,
+            glossary=glossary,
         )
 
 

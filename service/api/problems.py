@@ -259,7 +259,7 @@ _STATUS_DOCS: Mapping[int, str] = {
     400: "Malformed JSON (`malformed_json`), a field or parameter of the wrong type "
     "(`invalid_body`, `invalid_parameter`)",
     401: "Missing or invalid API key (`unauthorized`)",
-    404: "No such job (`job_not_found`)",
+    404: "No such job (`job_not_found`) or glossary (`glossary_not_found`)",
     409: "Conflict: `idempotency_conflict`, `job_finished`, or `job_canceling` (see Retry-After)",
     413: "Body over the byte limit (`body_too_large`) or text over the character limit "
     "(`text_too_long`)",

@@ -90,6 +90,20 @@ class SummarizeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     allow_non_german: Annotated[
         bool, Meta(description="Translate even when the text does not look German.")
     ] = False
+    glossary_id: (
+        Annotated[
+            str,
+            Meta(
+                max_length=128,
+                description=(
+                    "A glossary from POST /v2/glossaries; null for none; the server's default "
+                    "glossary when omitted."
+                ),
+            ),
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
 
 
 class BatchRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -17,9 +17,11 @@ from service.presets import PresetRegistry
 from service.queue import JobQueue
 from service.settings import Settings
 from service.store.cache import ResultCache
+from service.store.glossaries import GlossaryStore
 from service.store.idempotency import IdempotencyStore
 from service.store.stats import Stats
 from service.store.workers import WorkerRegistry
+from service.text.glossary import Glossary
 from service.webhooks.notifier import Notifier
 from service.webhooks.ssrf import AllowList
 
@@ -51,3 +53,7 @@ class Services:
     """What each Idempotency-Key already stands for."""
     stats: Stats
     """The counters the workers add to, for ``/metrics``."""
+    glossaries: GlossaryStore
+    """The callers' own glossaries."""
+    default_glossary: Glossary | None
+    """The server's glossary from ``KURZ_GLOSSARIES_DIR`` (None when it has no files)."""

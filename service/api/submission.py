@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import msgspec
 import structlog
 
+from service.api.glossary_use import choose_glossary
 from service.api.inputs import checked_input
+from service.api.keys import PUBLIC_CLIENT
 from service.api.schemas import SummarizeRequest
 from service.api.services import Services
 from service.constants import MIN_GERMAN_SHARE
@@ -73,11 +75,16 @@ async def current_models(services: Services) -> dict[str, ModelInfo]:
 
 
 async def prepare(
-    article: SummarizeRequest, services: Services, models: dict[str, ModelInfo]
+    article: SummarizeRequest,
+    services: Services,
+    models: dict[str, ModelInfo],
+    *,
+    owner: str = PUBLIC_CLIENT,
 ) -> Prepared:
     """Validate one article (cheapest checks first) and compute its job key.
 
-    The article is exactly one of ``text``, ``html`` and ``url`` (``service.api.inputs``).
+    The article is exactly one of ``text``, ``html`` and ``url`` (``service.api.inputs``);
+    ``owner`` is whose glossaries it may name (``service.api.glossary_use``).
     """
     settings = services.settings
     source = checked_input(article, settings, services.fetch_allow)
@@ -85,8 +92,13 @@ async def prepare(
     preset = services.presets.get(style)
     if article.callback_url is not None:
         check_callback(article.callback_url, services)
+    glossary = await choose_glossary(services, article.glossary_id, owner)
     key = source.job_key(
-        title=article.title, style=style, style_digest=preset.digest, models=models
+        title=article.title,
+        style=style,
+        style_digest=preset.digest,
+        models=models,
+        glossary=(glossary.glossary_id, glossary.digest) if glossary else None,
     )
     payload = JobPayload(
         text=source.value if source.kind == "text" else "",
@@ -98,6 +110,8 @@ async def prepare(
         external_id=article.external_id,
         metadata=article.metadata,
         callback_url=article.callback_url,
+        glossary_id=glossary.glossary_id if glossary else None,
+        glossary_owner=glossary.owner if glossary else None,
     )
     return Prepared(key=key, payload=payload)
 

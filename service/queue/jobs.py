@@ -78,6 +78,9 @@ class JobPayload(msgspec.Struct, kw_only=True):
     external_id: str | None = None
     metadata: dict[str, str | int | float | bool | None] | None = None
     callback_url: str | None = None
+    #: The glossary to apply (``default``: the server's) and whose it is (None for the default).
+    glossary_id: str | None = None
+    glossary_owner: str | None = None
 
     @property
     def timed_chars(self) -> int:

@@ -30,10 +30,12 @@ def result_key(
     style: str,
     style_digest: str,
     models: Mapping[str, ModelInfo],
+    glossary: tuple[str, str] | None = None,
 ) -> str:
-    """The cache key (and job id) of one request."""
+    """The cache key (and job id) of one request; ``glossary`` is its (id, content digest)."""
     payload = msgspec.json.encode(
         {
+            **({"glossary": list(glossary)} if glossary is not None else {}),
             "text": normalize_text(text),
             "title": normalize_text(title or ""),
             "style": style,
@@ -53,6 +55,7 @@ def page_key(
     style: str,
     style_digest: str,
     models: Mapping[str, ModelInfo],
+    glossary: tuple[str, str] | None = None,
 ) -> str:
     """The job key of an ``html`` or ``url`` request: a hash of the raw input, not of its text.
 
@@ -63,6 +66,7 @@ def page_key(
     """
     payload = msgspec.json.encode(
         {
+            **({"glossary": list(glossary)} if glossary is not None else {}),
             "input": kind,
             "value": value,
             "title": normalize_text(title or ""),

@@ -1,6 +1,6 @@
 """User glossaries in Redis: immutable, without expiry, visible only to the owner who made them.
 
-Two keys per owner and glossary, built from the deployment's key prefix:
+Two keys per owner and glossary, built by ``service.constants.Keys``:
 
 - ``<prefix>:glossary:<id>``: a hash with ``owner``, ``meta`` (JSON: name, languages, creation
   time, entry count, digest) and ``entries`` (the TSV), so a listing reads no entries;
@@ -24,6 +24,7 @@ from typing import cast
 import msgspec
 from redis.asyncio import Redis
 
+from service.constants import Keys
 from service.text.glossary import (
     Glossary,
     GlossaryInfo,
@@ -71,19 +72,13 @@ class GlossaryStore:
     """Create, list, read and delete one owner's glossaries."""
 
     def __init__(
-        self, redis: Redis, prefix: str, *, max_per_owner: int = MAX_GLOSSARIES_PER_OWNER
+        self, redis: Redis, keys: Keys, *, max_per_owner: int = MAX_GLOSSARIES_PER_OWNER
     ) -> None:
         self.redis = redis
-        self.prefix = prefix
+        self.keys = keys
         self.max_per_owner = max_per_owner
         self._create = redis.register_script(_CREATE)
         self._delete = redis.register_script(_DELETE)
-
-    def glossary_key(self, glossary_id: str) -> str:
-        return f"{self.prefix}:glossary:{glossary_id}"
-
-    def owner_key(self, owner: str) -> str:
-        return f"{self.prefix}:glossaries:{owner}"
 
     async def create(self, owner: str, glossary: Glossary) -> GlossaryInfo:
         """Store a new glossary for ``owner``; an id that exists is never overwritten."""
@@ -97,7 +92,7 @@ class GlossaryStore:
             digest=glossary.digest,
         )
         stored = await self._create(
-            keys=[self.glossary_key(glossary.glossary_id), self.owner_key(owner)],
+            keys=[self.keys.glossary(glossary.glossary_id), self.keys.glossaries(owner)],
             args=[
                 owner,
                 msgspec.json.encode(meta),
@@ -117,12 +112,13 @@ class GlossaryStore:
     async def list_by_owner(self, owner: str) -> list[GlossaryInfo]:
         """The owner's glossaries, oldest first, without their entries."""
         _check_owner(owner)
-        ids = [bytes(i).decode() for i in await self.redis.zrange(self.owner_key(owner), 0, -1)]
+        members = await self.redis.zrange(self.keys.glossaries(owner), 0, -1)
+        ids = [bytes(i).decode() for i in members]
         if not ids:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for glossary_id in ids:
-                pipe.hmget(self.glossary_key(glossary_id), ["owner", "meta"])
+                pipe.hmget(self.keys.glossary(glossary_id), ["owner", "meta"])
             rows = await pipe.execute()
         infos = []
         for glossary_id, (stored_owner, meta) in zip(ids, rows, strict=True):
@@ -176,13 +172,13 @@ class GlossaryStore:
         """Fields of a glossary's hash (None each when it does not exist)."""
         if len(glossary_id) > MAX_ID_CHARS:  # no such id is ever made; skip the round trip
             return [None] * len(names)
-        pending = self.redis.hmget(self.glossary_key(glossary_id), list(names))
+        pending = self.redis.hmget(self.keys.glossary(glossary_id), list(names))
         return await cast("Awaitable[list[bytes | None]]", pending)
 
     async def delete(self, owner: str, glossary_id: str) -> None:
         """Delete the owner's glossary, or ``GlossaryNotFoundError``."""
         deleted = await self._delete(
-            keys=[self.glossary_key(glossary_id), self.owner_key(owner)],
+            keys=[self.keys.glossary(glossary_id), self.keys.glossaries(owner)],
             args=[owner, glossary_id],
         )
         if deleted != 1:

@@ -1,0 +1,90 @@
+"""A glossary applied to one article, in the pipeline's order (kept out of ``pipeline.py``).
+
+1. :meth:`GlossaryRun.start` writes the target forms into the German sentences; those rewritten
+   sentences are what the model (and so the sentence cache) sees.
+2. :meth:`GlossaryRun.settle` checks each translation for its required target terms; sentences
+   that lack one are translated again as n-best lists (one call for all of them), and the best
+   hypothesis that has the terms is taken; German forms that survived are repaired last.
+3. :meth:`GlossaryRun.finish` repairs German forms left in the summary and sums the report up.
+
+The n-best call goes to the translation engine directly, outside the batching scheduler: it is
+rare (only sentences whose best output lost a name) and small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from service.text.glossary import Glossary
+from service.text.glossary_report import (
+    GlossaryReport,
+    SentenceGlossaryReport,
+    article_report,
+    needs_fallback,
+    settle_sentence,
+)
+from service.text.glossary_terms import SourceApplication, apply_to_source
+
+__all__ = ["NBEST", "GlossaryRun", "NbestTranslator"]
+
+#: Hypotheses asked for when a sentence lacks a required term: Marian's usual beam is 4-6, and
+#: a name that none of the best 8 carries is left to the repair step.
+NBEST = 8
+
+NbestTranslator = Callable[[list[str], int], Awaitable[list[list[str]]]]
+"""Translates texts to their ``n`` best hypotheses each, best first."""
+
+
+@dataclass(slots=True)
+class GlossaryRun:
+    """One article's glossary state between the pipeline's steps."""
+
+    glossary: Glossary
+    applications: list[SourceApplication]
+
+    @classmethod
+    def start(cls, glossary: Glossary, texts: Sequence[str]) -> GlossaryRun:
+        """Apply the glossary to the German texts (step 1)."""
+        return cls(glossary, [apply_to_source(text, glossary) for text in texts])
+
+    @property
+    def sources(self) -> list[str]:
+        """The German texts with target forms written in: what goes to the model."""
+        return [application.text for application in self.applications]
+
+    @property
+    def names(self) -> dict[str, str]:
+        """German -> English name forms, for the summary's fact check."""
+        return {entry.source: entry.target for entry in self.glossary.entries}
+
+    async def settle(
+        self, english: Sequence[str], nbest: NbestTranslator
+    ) -> tuple[list[str], list[SentenceGlossaryReport]]:
+        """Check and fall back, sentence by sentence (step 2): the English kept, and reports."""
+        pairs = list(zip(self.applications, english, strict=True))
+        lacking = [i for i, (app, text) in enumerate(pairs) if needs_fallback(app, text)]
+        hypotheses: dict[int, list[str]] = {}
+        if lacking:
+            lists = await nbest([self.applications[i].text for i in lacking], NBEST)
+            hypotheses = dict(zip(lacking, lists, strict=True))
+        settled = [
+            settle_sentence(app, text, self.glossary, hypotheses.get(i, ()))
+            for i, (app, text) in enumerate(pairs)
+        ]
+        return [s.text for s in settled], [s.report for s in settled]
+
+    def finish(
+        self, summary: str, reports: Sequence[SentenceGlossaryReport]
+    ) -> tuple[str, GlossaryReport]:
+        """The summary with German forms replaced, and the article's totals (step 3)."""
+        return article_report(self.glossary, reports, summary)
+
+
+def merged_names(
+    requested: Mapping[str, str] | None, run: GlossaryRun | None
+) -> Mapping[str, str] | None:
+    """The fact checker's name map: the request's, plus the glossary's."""
+    if run is None:
+        return requested
+    return {**run.names, **(requested or {})}

@@ -1,0 +1,295 @@
+"""Glossaries through the running service: the official ``deepl`` client against a real API
+process, and articles translated end to end by a real worker on the tiny models."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import deepl
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from service.constants import Keys
+from service.schemas import ModelInfo
+from service.settings import ROOT
+from service.store.cache import RedisSentenceCache
+from service.text.glossary import Glossary
+from service.text.glossary_files import load_default_glossary
+from service.text.glossary_terms import apply_to_source, repair_output
+from service.text.segment import split_sentences
+from tests.processes import RedisServer, ServiceProcess, free_port, service_env, wait_until_ready
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+KEY_A = "glossary-test-key-a"
+KEY_B = "glossary-test-key-b"
+PREFIX = "kurz-glossary-e2e"
+GENITIVE = "Lawrows Sprecher sagte am Montag in Moskau, die Gespräche seien schwierig gewesen."
+COMPOUND = "Die Lawrowsche Linie gilt in Moskau seit Jahren als unverrückbar und streng."
+
+
+@dataclass
+class Stack:
+    base_url: str
+    redis_url: str
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> Iterator[Stack]:
+    """A private Redis, an API with two keys, and one worker, all with the default glossary."""
+    logs = tmp_path_factory.mktemp("glossary-stack")
+    redis = RedisServer(logs / "redis")
+    redis.start()
+    port = free_port()
+    env = service_env(
+        redis.url,
+        tiny_models_dir,
+        KURZ_PORT=str(port),
+        KURZ_KEY_PREFIX=PREFIX,
+        KURZ_API_KEYS=f"{KEY_A},{KEY_B}",
+        KURZ_WORKER_CONCURRENCY="4",
+    )
+    api = ServiceProcess("api", env, logs / "api.log")
+    worker = ServiceProcess("worker", env, logs / "worker.log")
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base_url)
+        yield Stack(base_url, redis.url)
+    except BaseException:
+        print(api.output()[-3000:], worker.output()[-3000:])  # noqa: T201 - why it failed
+        raise
+    finally:
+        api.stop()
+        worker.stop()
+        redis.stop()
+
+
+@pytest.fixture(scope="module")
+def default_glossary() -> Glossary:
+    glossary = load_default_glossary(ROOT / "glossaries")
+    assert glossary is not None
+    return glossary
+
+
+def translator(stack: Stack, key: str = KEY_A) -> deepl.Translator:
+    return deepl.Translator(key, server_url=stack.base_url)
+
+
+def summarize(stack: Stack, body: dict[str, Any], key: str = KEY_A) -> httpx.Response:
+    return httpx.post(
+        f"{stack.base_url}/summarize",
+        params={"wait": 60},
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=90,
+    )
+
+
+def finished(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["result"]
+    return result
+
+
+def test_deepl_client_creates_reads_lists_and_deletes(stack: Stack) -> None:
+    """The official client's glossary calls all work against the service unchanged."""
+    client = translator(stack)
+    entries = {"Lawrow": "Lavrov", "Kyjiw": "Kyiv"}
+    made = client.create_glossary("newsroom", "DE", "EN-GB", entries)
+    assert (made.source_lang, made.target_lang, made.entry_count) == ("DE", "EN", 2)
+    assert made.ready
+    assert client.get_glossary(made.glossary_id).name == "newsroom"
+    assert made.glossary_id in [g.glossary_id for g in client.list_glossaries()]
+    assert client.get_glossary_entries(made) == entries
+    pairs = [(p.source_lang, p.target_lang) for p in client.get_glossary_languages()]
+    assert pairs == [("de", "en")]  # lower case, as DeepL answers
+    client.delete_glossary(made)
+    with pytest.raises(deepl.GlossaryNotFoundException):
+        client.get_glossary(made.glossary_id)
+
+
+def test_invalid_glossaries_are_refused_with_deepl_400s(stack: Stack) -> None:
+    """Duplicate sources and other language pairs come back as DeepL's 400 with a message."""
+    client = translator(stack)
+    with pytest.raises(deepl.DeepLException, match=r"Bad request.*Lawrow") as duplicate:
+        client.create_glossary_from_csv("dup", "DE", "EN", "Lawrow,Lavrov\nLawrow,Lavrow\n")
+    assert duplicate.value.http_status_code == 400
+    with pytest.raises(deepl.DeepLException, match="Bad request") as pair:
+        client.create_glossary("fr", "FR", "EN-GB", {"Moscou": "Moscow"})
+    assert pair.value.http_status_code == 400
+    blank = httpx.post(
+        f"{stack.base_url}/v2/glossaries",
+        json={"name": "x", "source_lang": "de", "target_lang": "en", "entries": "a\t\n"},
+        headers={"Authorization": f"DeepL-Auth-Key {KEY_A}"},
+    )
+    assert blank.status_code == 400
+    assert set(blank.json()) == {"message"}
+
+
+def test_form_bodies_and_tsv_entries_work_as_in_deepls_curl_examples(stack: Stack) -> None:
+    """A form-encoded create answers 201, and the entries come back as TSV."""
+    auth = {"Authorization": f"DeepL-Auth-Key {KEY_A}"}
+    made = httpx.post(
+        f"{stack.base_url}/v2/glossaries",
+        data={
+            "name": "form",
+            "source_lang": "de",
+            "target_lang": "en",
+            "entries": "Uschakow\tUshakov",
+            "entries_format": "tsv",
+        },
+        headers=auth,
+    )
+    assert made.status_code == 201, made.text
+    glossary_id = made.json()["glossary_id"]
+    entries = httpx.get(f"{stack.base_url}/v2/glossaries/{glossary_id}/entries", headers=auth)
+    assert entries.headers["content-type"].startswith("text/tab-separated-values")
+    assert entries.text == "Uschakow\tUshakov"
+    gone = httpx.delete(f"{stack.base_url}/v2/glossaries/{glossary_id}", headers=auth)
+    assert gone.status_code == 204
+
+
+def test_another_key_gets_404_and_a_wrong_key_403(stack: Stack) -> None:
+    """A glossary is its maker's: another key neither sees, uses nor deletes it."""
+    made = translator(stack).create_glossary("mine", "DE", "EN", {"Peskow": "Peskov"})
+    other = translator(stack, KEY_B)
+    with pytest.raises(deepl.GlossaryNotFoundException):
+        other.get_glossary(made.glossary_id)
+    with pytest.raises(deepl.GlossaryNotFoundException):
+        other.delete_glossary(made.glossary_id)
+    assert made.glossary_id not in [g.glossary_id for g in other.list_glossaries()]
+    refused = summarize(stack, {"text": GENITIVE, "glossary_id": made.glossary_id}, KEY_B)
+    assert refused.status_code == 404
+    assert refused.json()["code"] == "glossary_not_found"
+    with pytest.raises(deepl.AuthorizationException):
+        translator(stack, "not-a-key").list_glossaries()
+    assert translator(stack).get_glossary(made.glossary_id).name == "mine"
+
+
+def test_every_seed_leaves_no_german_name_and_reports_every_entry(
+    stack: Stack, seed_texts: dict[str, str], default_glossary: Glossary
+) -> None:
+    """With the default glossary no German form survives in translation or summary, and each
+    sentence's report names every entry its German contains."""
+    totals = {"applied": 0, "fallback": 0, "missed": 0}
+    for name, text in seed_texts.items():
+        result = finished(summarize(stack, {"text": text}))
+        report = result["glossary"]
+        assert report["glossary_id"] == "default", name
+        assert report["digest"] == default_glossary.digest
+        assert repair_output(result["translation"], default_glossary).hits == (), name
+        assert repair_output(result["summary"], default_glossary).hits == (), name
+        counted = {"applied": 0, "fallback": 0, "missed": 0}
+        for sentence in result["alignment"]:
+            expected = {e.source for e in apply_to_source(sentence["de"], default_glossary).entries}
+            reported = sentence["glossary"]
+            named = {t["source"] for kind in counted for t in reported[kind]}
+            assert expected <= named, (name, sentence["de"])
+            for kind in counted:
+                counted[kind] += len(reported[kind])
+        assert counted == {kind: report[kind] for kind in counted}, name
+        totals = {kind: totals[kind] + counted[kind] for kind in totals}
+    print("[glossary-seeds]", " ".join(f"{k}={v}" for k, v in totals.items()))  # noqa: T201
+    assert sum(totals.values()) > 0  # the seeds do name Lawrow, Uschakow, Kyjiw...
+
+
+async def test_a_genitive_reaches_the_model_as_english_and_a_compound_is_left_alone(
+    stack: Stack, default_glossary: Glossary
+) -> None:
+    """``Lawrows`` is sent to the model as ``Lavrov's``; ``Lawrowsche`` is not touched."""
+    text = f"{GENITIVE}\n\n{COMPOUND}"
+    result = finished(summarize(stack, {"text": text}))
+    genitive, compound = result["alignment"]
+    terms = [
+        t["source"] for k in ("applied", "fallback", "missed") for t in genitive["glossary"][k]
+    ]
+    assert terms == ["Lawrow"]
+    assert compound["glossary"] == {"applied": [], "fallback": [], "missed": []}
+    assert repair_output(result["translation"], default_glossary).hits == ()
+    sent = [s.text for s in split_sentences(text)]
+    substituted = apply_to_source(sent[0], default_glossary).text
+    assert substituted.startswith("Lavrov's Sprecher")
+    model = ModelInfo(**result["models"]["translation"])
+    client = Redis.from_url(stack.redis_url)
+    try:
+        cache = RedisSentenceCache(client, Keys(PREFIX), model, 60)
+        # The sentence cache holds what the model was sent: the rewritten genitive, the
+        # compound sentence unchanged, and not the German genitive.
+        hits = await cache.get_many([substituted, sent[1], sent[0]])
+        assert [hit is not None for hit in hits] == [True, True, False]
+        without = finished(summarize(stack, {"text": text, "glossary_id": None}))
+        assert without["glossary"] is None
+        assert without["alignment"][0]["glossary"] is None
+        assert (await cache.get_many([sent[0]]))[0] is not None
+    finally:
+        await client.aclose()
+
+
+def test_with_and_without_a_glossary_are_two_cached_results(stack: Stack) -> None:
+    """The glossary (id and content) is part of the result key: three requests, three jobs."""
+    text = "Selenskyj traf am Dienstag in Kyjiw den Außenminister zu einem langen Gespräch."
+    made = translator(stack).create_glossary("own", "DE", "EN", {"Selenskyj": "Selenskyy"})
+    default = finished(summarize(stack, {"text": text}))
+    none = finished(summarize(stack, {"text": text, "glossary_id": None}))
+    own = finished(summarize(stack, {"text": text, "glossary_id": made.glossary_id}))
+    assert default["glossary"]["glossary_id"] == "default"
+    assert none["glossary"] is None
+    assert own["glossary"]["glossary_id"] == made.glossary_id
+    assert "Selenskyj" not in own["translation"]
+    ids = {
+        summarize(stack, body).json()["id"]
+        for body in ({"text": text}, {"text": text, "glossary_id": None})
+    }
+    assert len(ids) == 2
+    again = summarize(stack, {"text": text})
+    assert again.json()["result"]["cached"] is True
+
+
+def test_the_batch_takes_a_glossary_per_article(stack: Stack) -> None:
+    """Each batch article names its own glossary; an unknown one is that article's 404 only."""
+    made = translator(stack).create_glossary("batch", "DE", "EN", {"Rjabkow": "Ryabkov"})
+    text = "Rjabkow sprach am Mittwoch in Genf lange mit den amerikanischen Unterhändlern."
+    response = httpx.post(
+        f"{stack.base_url}/summarize/batch",
+        json={
+            "articles": [
+                {"text": text, "glossary_id": made.glossary_id},
+                {"text": text, "glossary_id": "no-such-glossary"},
+                {"text": text},
+            ]
+        },
+        headers={"Authorization": f"Bearer {KEY_A}"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    own, unknown, default = response.json()["jobs"]
+    assert unknown["error"]["code"] == "glossary_not_found"
+    assert unknown["error"]["status"] == 404
+    assert own["id"] != default["id"]
+    deadline = time.monotonic() + 60
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline and view.get("status") != "succeeded":
+        time.sleep(0.25)
+        view = httpx.get(
+            f"{stack.base_url}/jobs/{own['id']}", headers={"Authorization": f"Bearer {KEY_A}"}
+        ).json()
+    assert view["result"]["glossary"]["glossary_id"] == made.glossary_id
+
+
+def test_the_default_glossary_is_readable_by_all_and_deletable_by_none(
+    stack: Stack, default_glossary: Glossary
+) -> None:
+    """``default`` answers GET and its entries for any key; DELETE is refused with 403."""
+    for key in (KEY_A, KEY_B):
+        client = translator(stack, key)
+        info = client.get_glossary("default")
+        assert info.entry_count == len(default_glossary.entries)
+        entries = client.get_glossary_entries("default")
+        assert entries == {e.source: e.target for e in default_glossary.entries}
+    with pytest.raises(deepl.AuthorizationException):
+        translator(stack).delete_glossary("default")
