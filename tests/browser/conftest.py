@@ -102,10 +102,11 @@ class Browser:
     page: Any
     requests: list[str]
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, *, full_page: bool = True) -> Path:
+        """Save the page as ``var/screenshots/<name>.png`` (whole page, or the viewport)."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
+        self.page.screenshot(path=str(path), full_page=full_page)
         return path
 
     def foreign_requests(self, base_url: str) -> list[str]:

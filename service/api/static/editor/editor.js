@@ -223,14 +223,16 @@ function remember(jobId) {
 
 function showProgress(status, progress) {
   $("job-panel").hidden = false;
-  const stage = STAGES[progress.stage] || progress.stage;
-  let text = status === "queued" ? STAGES.queued : stage;
-  if (progress.total > 0 && !TERMINAL.has(status)) {
+  const bar = $("job-progress");
+  let text = status === "queued" ? STAGES.queued : STAGES[progress.stage] || progress.stage;
+  if (progress.stage === "translate" && progress.total > 0 && !TERMINAL.has(status)) {
+    // Only the translation counts sentences; the other stages report one step of one.
     text += `: ${progress.done} of ${progress.total} sentences`;
-    $("job-progress").max = progress.total;
-    $("job-progress").value = progress.done;
+    bar.max = progress.total;
+    bar.value = progress.done;
   } else {
-    $("job-progress").removeAttribute("value");
+    text += "…";
+    bar.removeAttribute("value");
   }
   $("job-status").textContent = text;
 }
