@@ -70,7 +70,7 @@ def chromium_path() -> Path:
 
 @pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path, chromium_path: Path
+    chromium_path: Path, tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path
 ) -> Iterator[Stack]:
     """API + worker + Redis on the tiny models, and a second API over the same Redis that
     requires an API key."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from service.api.pages import EDITOR_CSP
@@ -60,6 +61,11 @@ def test_the_empty_page_is_strict_accessible_and_self_contained(
     assert "standard" in options and browser.page.input_value("#style") == "standard"
     assert browser.page.get_attribute("a[href='/schema/swagger']", "href")
     assert browser.page.is_hidden("#results") and browser.page.is_hidden("#key-panel")
+    # The URL input appears only when the server's own API document accepts `url`.
+    schema = httpx.get(f"{stack.base_url}/schema/openapi.json", timeout=10).json()
+    accepts_url = "url" in schema["components"]["schemas"]["SummarizeRequest"]["properties"]
+    browser.page.wait_for_load_state("networkidle")
+    assert browser.page.is_visible("#url") == accepts_url
     browser.screenshot("empty")
     assert browser.axe_violations() == []
     assert browser.foreign_requests(stack.base_url) == []
@@ -90,6 +96,12 @@ def test_seed_000_from_paste_to_result_copy_download_and_reload(
     paragraphs = {pair["paragraph"] for pair in result["alignment"]}
     assert page.locator("#alignment tbody").count() == len(paragraphs)
     assert page.text_content("#summary") == result["summary"]
+    unsupported = [
+        result["summary"][check["start"] : check["end"]]
+        for check in result["checks"]
+        if not check["supported"]
+    ]
+    assert page.locator("#summary mark.unsupported").all_text_contents() == unsupported
     assert page.text_content("#alignment tr.sentence td.de span") == result["alignment"][0]["de"]
 
     page.click("#copy-summary")
