@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -211,3 +212,46 @@ def test_with_api_keys_the_page_asks_once_and_keeps_the_key_out_of_urls(
     assert API_KEY in sent_keys
     assert not [url for url in browser.requests if API_KEY in url]
     assert browser.foreign_requests(stack.keyed_url) == []
+
+
+def test_url_and_html_inputs_send_their_own_fields_and_show_a_refusal(
+    stack: Stack, browser: Browser, tmp_path: Path
+) -> None:
+    """Told by the API document that `url` and `html` are accepted, the page sends
+    ``{"url": ...}`` or ``{"html": ...}``; a refusal shows beside the field that was used."""
+    page = browser.page
+
+    def accepting_url_and_html(route: Any) -> None:
+        document = route.fetch().json()
+        properties = document["components"]["schemas"]["SummarizeRequest"]["properties"]
+        properties.setdefault("url", {"type": "string"})
+        properties.setdefault("html", {"type": "string"})
+        route.fulfill(json=document)
+
+    page.route("**/schema/openapi.json", accepting_url_and_html)
+    bodies: list[dict[str, Any]] = []
+    page.on(
+        "request",
+        lambda request: bodies.append(request.post_data_json) if request.method == "POST" else None,
+    )
+    open_editor(browser, stack.base_url + "/")
+    page.wait_for_selector("#url:visible")
+    # A loopback address: refused by a server that takes URLs (SSRF guard) and by one that does
+    # not (unknown field) alike.
+    page.fill("#url", "http://127.0.0.1:9/article")
+    page.click("#submit")
+    page.wait_for_selector("#url-error:has-text('code:')")
+    assert bodies[-1]["url"] == "http://127.0.0.1:9/article" and "text" not in bodies[-1]
+    assert page.get_attribute("#url", "aria-invalid") == "true"
+
+    page.fill("#url", "")
+    html_file = tmp_path / "article.html"
+    html_file.write_text(f"<html><body><p>{SEED_000[:2000]}</p></body></html>", encoding="utf-8")
+    page.set_input_files("#file", str(html_file))
+    page.wait_for_selector("#file-help:has-text('article.html')")
+    page.click("#submit")
+    page.wait_for_function(
+        "() => document.getElementById('file-error').textContent"
+        " || !document.getElementById('job-panel').hidden"
+    )
+    assert bodies[-1]["html"].startswith("<html>") and "text" not in bodies[-1]

@@ -102,10 +102,12 @@ function explain(problem) {
   return problem.detail.charAt(0).toUpperCase() + problem.detail.slice(1);
 }
 
-function showProblem(problem) {
+/** Show a refusal beside the field it concerns; `sentAs` is the input sent (text, url, html),
+ *  the field for a problem whose code names none (a server that refuses `url` altogether). */
+function showProblem(problem, sentAs) {
   const message = `${explain(problem)} (${problem.detail}; code: ${problem.code})`;
   const match = FIELD_OF_CODE.find(([pattern]) => pattern.test(problem.code));
-  let field = match ? match[1] : null;
+  let field = match ? match[1] : { url: "url", html: "file" }[sentAs] || null;
   if (field === "url" && $("url-field").hidden) {
     field = null;
   }
@@ -196,8 +198,10 @@ $("article-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   clearErrors();
   $("submit").disabled = true;
+  const article = articleBody();
+  const sentAs = ["url", "html", "text"].find((name) => name in article);
   try {
-    const { status, body } = await withKey(() => request("POST", "/summarize", articleBody()));
+    const { status, body } = await withKey(() => request("POST", "/summarize", article));
     remember(body.id);
     if (status === 200) {
       showView(body);
@@ -208,7 +212,7 @@ $("article-form").addEventListener("submit", async (event) => {
     if (!(error instanceof Problem)) {
       throw error;
     }
-    showProblem(error);
+    showProblem(error, sentAs);
   } finally {
     $("submit").disabled = false;
   }
