@@ -129,9 +129,10 @@ def test_seed_000_from_paste_to_result_copy_download_and_reload(
     assert "German share" in details
     assert all(model["id"] in details for model in result["models"].values())
     browser.screenshot("done-full")
-    page.locator("#job-panel").scroll_into_view_if_needed()
     page.evaluate("() => document.getElementById('job-panel').scrollIntoView()")
     browser.screenshot("done", full_page=False)
+    page.evaluate("() => document.getElementById('translation-heading').scrollIntoView()")
+    browser.screenshot("done-translation", full_page=False)
     assert browser.axe_violations() == []
 
     page.reload()
