@@ -1,4 +1,5 @@
-"""What a browser meets: ``/`` leads to the API docs, and the docs work with no internet."""
+"""What a browser meets: ``/`` is the editor page, it links the API docs, and both work with no
+internet (the editor in a real browser: ``tests/browser/``)."""
 
 from __future__ import annotations
 
@@ -26,14 +27,48 @@ async def client() -> AsyncIterator[AsyncTestClient[Litestar]]:
         yield test_client
 
 
-async def test_the_root_sends_a_browser_to_the_api_docs(client: AsyncTestClient[Litestar]) -> None:
-    """``GET /`` is a redirect to the docs page, not a 404 problem document."""
+async def test_the_root_is_the_editor_page_and_links_the_api_docs(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """``GET /`` is the editor page (HTML, no redirect), with a link to the docs page."""
     response = await client.get("/", follow_redirects=False)
-    assert response.status_code == 302
-    assert response.headers["location"] == "/schema/swagger"
-    followed = await client.get("/")
-    assert followed.status_code == 200
-    assert "text/html" in followed.headers["content-type"]
+    assert response.status_code == 200
+    assert "text/html" in response.headers["content-type"]
+    assert "<title>Kurzgefasst: editor</title>" in response.text
+    assert 'href="/schema/swagger"' in response.text
+    assert 'id="article-form"' in response.text
+    assert (await client.get("/schema/swagger")).status_code == 200
+
+
+async def test_the_editor_page_loads_only_its_own_files_under_a_strict_policy(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """Every file the editor names is on this server and served; its CSP allows only this
+    server, no inline script and no inline style."""
+    page = await client.get("/")
+    references = _REFERENCE.findall(page.text)
+    assert any("/static/editor/editor.js" in ref for ref in references), references
+    for reference in references:
+        parts = urlsplit(reference)
+        assert not parts.scheme and not parts.netloc, f"{reference} is on another host"
+        asset = await client.get(reference)
+        assert asset.status_code == 200, reference
+    for module in ("api.js", "render.js"):
+        assert (await client.get(f"/static/editor/{module}")).status_code == 200
+    assert "<script>" not in page.text.replace(" ", "")
+    assert "style=" not in page.text
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "script-src 'self';" in policy and "unsafe" not in policy
+
+
+async def test_the_editor_script_never_writes_html(client: AsyncTestClient[Litestar]) -> None:
+    """The page's scripts put text into the page only as text: no ``innerHTML`` and friends,
+    so an article or a model output cannot inject markup."""
+    for module in ("editor.js", "api.js", "render.js"):
+        script = (await client.get(f"/static/editor/{module}")).text
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in script, f"{module} uses {sink}"
 
 
 async def test_the_docs_page_loads_everything_from_this_server(

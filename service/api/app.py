@@ -25,7 +25,13 @@ from service.api.deps import SERVICES_DEPENDENCY
 from service.api.keys import ApiKeys
 from service.api.metrics import ApiMetrics, MetricsMiddleware
 from service.api.openapi import SECURITY, document, openapi_config, seed_example
-from service.api.pages import PageHeadersMiddleware, home, static_files
+from service.api.pages import (
+    EDITOR_CSP,
+    PageHeadersMiddleware,
+    home,
+    static_files,
+    template_config,
+)
 from service.api.problems import handle_exception
 from service.api.ratelimit import FixedWindowLimiter
 from service.api.services import Services
@@ -93,7 +99,12 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
         dependencies=SERVICES_DEPENDENCY,
         lifespan=[lifespan],
         exception_handlers={Exception: handle_exception},
-        middleware=[MetricsMiddleware(metrics), PageHeadersMiddleware()],
+        middleware=[
+            MetricsMiddleware(metrics),
+            PageHeadersMiddleware(),
+            PageHeadersMiddleware(pages=("/",), csp=EDITOR_CSP),
+        ],
+        template_config=template_config(),
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,

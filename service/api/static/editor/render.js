@@ -1,0 +1,147 @@
+// Rendering a finished job's result.  Every model output and every user input is set with
+// textContent, never parsed as HTML: an article or a summary cannot inject markup.
+
+function el(tag, { className, text, attrs } = {}) {
+  const node = document.createElement(tag);
+  if (className) {
+    node.className = className;
+  }
+  if (text !== undefined && text !== null) {
+    node.textContent = String(text);
+  }
+  for (const [name, value] of Object.entries(attrs || {})) {
+    node.setAttribute(name, value);
+  }
+  return node;
+}
+
+/** The summary, with each fact the article does not support underlined. */
+export function renderSummary(target, result) {
+  target.replaceChildren();
+  const summary = result.summary || "";
+  const flagged = (result.checks || [])
+    .filter((check) => !check.supported && check.end > check.start && check.end <= summary.length)
+    .sort((a, b) => a.start - b.start);
+  let position = 0;
+  for (const check of flagged) {
+    if (check.start < position) {
+      continue;
+    }
+    target.append(document.createTextNode(summary.slice(position, check.start)));
+    target.append(
+      el("mark", {
+        className: "unsupported",
+        text: summary.slice(check.start, check.end),
+        attrs: { title: `Not found in the article (${check.kind})` },
+      }),
+    );
+    position = check.end;
+  }
+  target.append(document.createTextNode(summary.slice(position)));
+  return flagged.length;
+}
+
+function highlightPartner(row) {
+  const on = () => row.classList.add("partnered");
+  const off = () => row.classList.remove("partnered");
+  for (const cell of row.cells) {
+    cell.addEventListener("mouseenter", on);
+    cell.addEventListener("mouseleave", off);
+    cell.addEventListener("focus", on);
+    cell.addEventListener("blur", off);
+  }
+}
+
+/** German and English side by side: one row per sentence, one tbody per paragraph. */
+export function renderAlignment(table, alignment) {
+  for (const body of table.querySelectorAll("tbody")) {
+    body.remove();
+  }
+  let body = null;
+  let paragraph = null;
+  alignment.forEach((pair, index) => {
+    if (body === null || pair.paragraph !== paragraph) {
+      paragraph = pair.paragraph;
+      body = el("tbody", { className: "paragraph", attrs: { "data-paragraph": String(paragraph) } });
+      table.append(body);
+    }
+    const row = el("tr", { className: pair.cached ? "sentence cached" : "sentence" });
+    const label = `Sentence ${index + 1}`;
+    const german = el("td", { className: "de", attrs: { lang: "de", tabindex: "0" } });
+    german.setAttribute("aria-label", `${label}, German`);
+    german.append(el("span", { text: pair.de }));
+    const english = el("td", { className: "en", attrs: { lang: "en", tabindex: "0" } });
+    english.setAttribute("aria-label", `${label}, English${pair.cached ? ", from the cache" : ""}`);
+    english.append(el("span", { text: pair.en }));
+    if (pair.cached) {
+      english.append(el("span", { className: "cached-mark", text: "cached" }));
+    }
+    row.append(german, english);
+    highlightPartner(row);
+    body.append(row);
+  });
+}
+
+function percent(share) {
+  return `${Math.round(share * 100)} %`;
+}
+
+/** Models, timings, German share and the sentence counts, as a definition list. */
+export function renderDetails(list, result) {
+  list.replaceChildren();
+  const add = (term, value) => list.append(el("dt", { text: term }), el("dd", { text: value }));
+  add("Style", result.style);
+  add("German share", percent(result.german_share));
+  add(
+    "Sentences",
+    `${result.sentences_in} in, ${result.sentences_translated} translated, ` +
+      `${result.sentences_from_cache} from the cache`,
+  );
+  add("Whole result from the cache", result.cached ? "yes" : "no");
+  for (const [role, model] of Object.entries(result.models || {})) {
+    add(`Model (${role})`, `${model.id} @ ${model.revision} (${model.backend}, ${model.compute_type})`);
+  }
+  for (const [stage, ms] of Object.entries(result.timings_ms || {})) {
+    add(`Time: ${stage}`, `${(ms / 1000).toFixed(2)} s`);
+  }
+}
+
+/** Where the article came from (HTML or URL input), when the result says. */
+export function renderSource(panel, list, source) {
+  list.replaceChildren();
+  if (source === undefined || source === null) {
+    panel.hidden = true;
+    return;
+  }
+  const entries = typeof source === "object" ? Object.entries(source) : [["source", source]];
+  for (const [name, value] of entries) {
+    if (value === null || value === undefined || value === "") {
+      continue;
+    }
+    const shown = typeof value === "object" ? JSON.stringify(value) : String(value);
+    list.append(el("dt", { text: name.replaceAll("_", " ") }), el("dd", { text: shown }));
+  }
+  panel.hidden = list.childElementCount === 0;
+}
+
+/** Both texts as Markdown: title, summary, translation, then the German by paragraph. */
+export function markdownOf(result, title) {
+  const paragraphs = new Map();
+  for (const pair of result.alignment || []) {
+    const sentences = paragraphs.get(pair.paragraph) || [];
+    sentences.push(pair.de);
+    paragraphs.set(pair.paragraph, sentences);
+  }
+  const german = [...paragraphs.values()].map((sentences) => sentences.join(" ")).join("\n\n");
+  const heading = result.title_en || title || "Article";
+  return [
+    `# ${heading}`,
+    "## Summary",
+    result.summary,
+    "## Translation",
+    result.translation,
+    "## German original",
+    german,
+    "",
+  ].join("\n\n");
+}
