@@ -69,6 +69,9 @@ def test_every_error_class_of_the_service_is_drawn() -> None:
 
 
 @pytest.mark.parametrize("cls", sorted(all_kurz_errors(), key=lambda c: c.__name__))
-def test_every_error_class_is_defined_in_errors(cls: type[KurzError]) -> None:
-    """Every error class lives in ``service.errors``, so the tree is read in one file."""
-    assert cls.__module__ == "service.errors", f"{cls.__name__} is defined in {cls.__module__}"
+def test_every_error_class_is_defined_in_the_errors_package(cls: type[KurzError]) -> None:
+    """Every error class lives in ``service.errors`` and is importable from it, so the tree is
+    read in one place."""
+    assert cls.__module__.startswith("service.errors."), f"{cls.__name__} is in {cls.__module__}"
+    assert getattr(errors, cls.__name__) is cls
+    assert cls.__name__ in errors.__all__
