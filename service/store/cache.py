@@ -33,18 +33,7 @@ def result_key(
     glossary: tuple[str, str] | None = None,
 ) -> str:
     """The cache key (and job id) of one request; ``glossary`` is its (id, content digest)."""
-    payload = msgspec.json.encode(
-        {
-            **({"glossary": list(glossary)} if glossary is not None else {}),
-            "text": normalize_text(text),
-            "title": normalize_text(title or ""),
-            "style": style,
-            "style_digest": style_digest,
-            "models": {name: msgspec.to_builtins(info) for name, info in sorted(models.items())},
-            "pipeline": PIPELINE_VERSION,
-        }
-    )
-    return hashlib.sha256(payload).hexdigest()
+    return _digest({"text": normalize_text(text)}, title, style, style_digest, models, glossary)
 
 
 def page_key(
@@ -64,11 +53,22 @@ def page_key(
     :func:`result_key` of the extracted text, where text and other pages of the same article
     find it.  ``kind`` puts these keys in a namespace of their own: no text hashes to one.
     """
+    return _digest({"input": kind, "value": value}, title, style, style_digest, models, glossary)
+
+
+def _digest(
+    article: Mapping[str, str],
+    title: str | None,
+    style: str,
+    style_digest: str,
+    models: Mapping[str, ModelInfo],
+    glossary: tuple[str, str] | None,
+) -> str:
+    """sha256 over the article's identity and everything else that changes its output."""
     payload = msgspec.json.encode(
         {
             **({"glossary": list(glossary)} if glossary is not None else {}),
-            "input": kind,
-            "value": value,
+            **article,
             "title": normalize_text(title or ""),
             "style": style,
             "style_digest": style_digest,
