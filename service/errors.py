@@ -26,6 +26,8 @@
     │   ├── GlossaryNotFoundError 404 glossary_not_found: none with this id for this caller
     │   └── GlossaryLimitError    400 glossary_limit: the owner has the most allowed
     ├── FetchFailedError          502 fetch_failed: the article's site failed (its status kept)
+    ├── LaneTimeoutError          503 translate_timeout: a translate-lane job outran the wait
+    ├── LaneFailedError           500 translate_failed: a translate-lane job failed
     └── ApiProblem                (its own) a refusal the API decides: unknown job, bad key, ...
         └── QueueFullError        429 queue_full: the waiting list is at its limit
 
@@ -56,6 +58,8 @@ __all__ = [
     "GlossaryTooLargeError",
     "InputError",
     "KurzError",
+    "LaneFailedError",
+    "LaneTimeoutError",
     "MarkupAsTextError",
     "ModelUnavailableError",
     "NotGermanError",
@@ -363,6 +367,28 @@ class GlossaryFileError(ConfigError):
         self.problem = problem
         where = f"{path}:{line}" if line else path
         super().__init__(f"{where}: {problem}")
+
+
+class LaneTimeoutError(KurzError):
+    """A translate-lane job was not done within the synchronous endpoints' wait (the job goes
+    on; asked again, the same texts join it)."""
+
+    code = "translate_timeout"
+    status = 503
+    #: Seconds a client should wait before it asks again.
+    retry_after_s: ClassVar[int] = 5
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self.headers = {"Retry-After": str(self.retry_after_s)}
+        super().__init__(f"the translation took longer than {wait_s:g} s; retry shortly")
+
+
+class LaneFailedError(KurzError):
+    """A translate-lane job failed for good (its worker's error, kept in the log)."""
+
+    code = "translate_failed"
+    status = 500
 
 
 class ApiProblem(KurzError):  # noqa: N818 - it is raised, but it is a problem document

@@ -19,7 +19,7 @@ import uvicorn
 from litestar import Litestar, Router
 from redis.asyncio import Redis
 
-from service.api import articles, health, jobs
+from service.api import articles, deepl, health, jobs, libretranslate
 from service.api.auth import authenticate
 from service.api.deps import SERVICES_DEPENDENCY
 from service.api.keys import ApiKeys
@@ -81,11 +81,17 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
             health.metrics,
             home,
             static_files(),
+            libretranslate.router(),
+            deepl.router(),
         ],
         dependencies=SERVICES_DEPENDENCY,
         lifespan=[lifespan],
         exception_handlers={Exception: handle_exception},
-        middleware=[MetricsMiddleware(metrics), PageHeadersMiddleware()],
+        middleware=[
+            MetricsMiddleware(metrics),
+            PageHeadersMiddleware(),
+            libretranslate.LibreCorsMiddleware,
+        ],
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
         logging_config=None,

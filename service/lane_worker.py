@@ -1,0 +1,154 @@
+"""The worker's translate lane: translate-only jobs, run beside the article jobs.
+
+A second SAQ worker in the same process takes jobs from the lane's own queue, with its own
+slots (``KURZ_TRANSLATE_CONCURRENCY``), and shares the article worker's loaded models: its
+sentences go to the same inference scheduler, flagged urgent, so they fill the next batch ahead
+of any article's.  A one-sentence request therefore waits for at most the batch in hand, never
+for the articles queued before it.  Nothing is summarized; the sentence cache is read and
+written like an article's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+
+from service.constants import TRANSLATE_TASK, Keys
+from service.queue import DrainingWorker, LaneOutcome, TranslatePayload, make_worker
+from service.settings import Settings
+from service.sources.markup import sentence_translator, translate_html
+from service.text.segment import join_sentences, split_sentences
+
+log = structlog.get_logger(__name__)
+
+
+class LaneTranslator:
+    """Sentences through the sentence cache and the scheduler, with the lane's priority."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    async def sentences(self, sentences: Sequence[str]) -> tuple[list[str], int]:
+        """Translations in order, and how many came from the cache."""
+        cache = self.state.sentence_cache
+        known: list[str | None] = await cache.get_many(sentences)
+        missing = [i for i, hit in enumerate(known) if hit is None]
+        fresh = await self.state.pipeline.scheduler.translate(
+            [sentences[i] for i in missing], priority=True
+        )
+        result = list(known)
+        for index, english in zip(missing, fresh, strict=True):
+            result[index] = english
+        if missing:
+            await cache.set_many([(sentences[i], result[i] or "") for i in missing])
+        return [text or "" for text in result], len(sentences) - len(missing)
+
+    async def run(self, payload: TranslatePayload) -> LaneOutcome:
+        """Every text of the request, laid out as it came (lines and paragraphs kept)."""
+        cached = 0
+
+        async def plain(flat: list[str]) -> list[str]:
+            nonlocal cached
+            english, hits = await self.sentences(flat)
+            cached += hits
+            return english
+
+        translations: list[str] = []
+        alternatives: list[list[str]] = []
+        for text in payload.texts:
+            if payload.html:
+                translations.append(await translate_html(text, sentence_translator(plain)))
+                continue
+            sentences = split_sentences(text)
+            if not sentences:
+                translations.append(text)
+                alternatives.append([])
+                continue
+            translations.append(join_sentences(sentences, await plain([s.text for s in sentences])))
+            if payload.alternatives:
+                alternatives.append(await self._alternatives(sentences, payload.alternatives))
+        return LaneOutcome(
+            translations=translations,
+            alternatives=alternatives if payload.alternatives else [],
+            sentences_from_cache=cached,
+        )
+
+    async def _alternatives(self, sentences: Sequence[Any], n: int) -> list[str]:
+        """Up to ``n`` other readings of the text: the k-th alternative joins each sentence's
+        (k+1)-th best translation (its best where beam search found fewer)."""
+        nbest = await self.state.pipeline.scheduler.translate_nbest(
+            [s.text for s in sentences], n + 1
+        )
+        readings: list[str] = []
+        for k in range(1, n + 1):
+            if all(len(options) <= k for options in nbest):
+                break
+            picked = [options[k] if len(options) > k else options[0] for options in nbest]
+            readings.append(join_sentences(sentences, picked))
+        return readings
+
+
+async def translate_texts(ctx: Any, **kwargs: Any) -> dict[str, Any]:
+    """The SAQ task of the lane: one request's texts, translated (no summary)."""
+    payload = msgspec.convert(kwargs, TranslatePayload)
+    outcome = await LaneTranslator(ctx["state"]).run(payload)
+    return msgspec.to_builtins(outcome)  # type: ignore[no-any-return]
+
+
+def build_lane_worker(
+    settings: Settings, redis: Redis, state: asyncio.Future[Any]
+) -> DrainingWorker:
+    """A worker on the lane's queue; its start-up waits for ``state``, the article worker's
+    loaded models, so one process loads them once."""
+
+    async def startup(ctx: Any) -> None:
+        ctx["state"] = await asyncio.shield(state)
+        log.info("translate lane ready", concurrency=settings.translate_concurrency)
+
+    async def nothing(ctx: Any) -> None:
+        return None
+
+    return make_worker(
+        redis,
+        Keys(settings.key_prefix).translate_queue_name,
+        functions=[(TRANSLATE_TASK, translate_texts)],
+        concurrency=settings.translate_concurrency,
+        startup=startup,
+        shutdown=nothing,
+        after_process=nothing,
+        shutdown_grace_s=settings.shutdown_grace_s,
+    )
+
+
+async def run_beside(articles: DrainingWorker, lane: DrainingWorker) -> None:
+    """Run the article worker and the lane together until SIGTERM or SIGINT.
+
+    Only the article worker listens for the signals (a second handler would replace the
+    first); the lane is told to stop the moment it sees them, and its short jobs finish
+    while the articles' grace period runs.
+    """
+    lane.SIGNALS = []
+    lane_task = asyncio.create_task(lane.start(), name="translate-lane")
+
+    async def follow() -> None:
+        while True:
+            event = getattr(articles, "event", None)
+            if event is not None and event.is_set():
+                break
+            await asyncio.sleep(0.05)
+        await lane.stop()
+
+    follower = asyncio.create_task(follow(), name="translate-lane-stop")
+    try:
+        await articles.start()
+    finally:
+        follower.cancel()
+        lane_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lane_task
