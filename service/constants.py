@@ -125,7 +125,7 @@ class Keys:
     @property
     def translate_queue_name(self) -> str:
         """The translate lane's own SAQ queue, so short requests never wait behind articles."""
-        return f"{self.prefix}-translate"
+        return f"{self.prefix}:translate"
 
     def usage(self, subject: str, period: str) -> str:
         """Characters a key (or client) had translated in one period (``YYYY-MM``)."""
