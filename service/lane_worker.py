@@ -65,6 +65,12 @@ class LaneTranslator:
             if payload.html:
                 translations.append(await translate_html(text, sentence_translator(plain)))
                 continue
+            if payload.split == "0":
+                translations.append(" ".join(await plain([" ".join(text.split())])))
+                alternatives.append([])
+                continue
+            if payload.split == "nonewlines":
+                text = " ".join(text.split())
             sentences = split_sentences(text)
             if not sentences:
                 translations.append(text)

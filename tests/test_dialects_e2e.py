@@ -269,3 +269,39 @@ def test_one_sentence_is_answered_while_a_long_article_runs(
         f"{stack.base_url}/jobs/{job_id}", headers={"Authorization": f"Bearer {KEY}"}
     ).json()
     assert view["status"] == "running", view["status"]
+
+
+def test_html_keeps_its_markup_in_both_dialects(stack: Stack) -> None:
+    """format=html and tag_handling=html translate the words and keep the elements."""
+    html = '<p>Die <a href="/k">Kanzlerin</a> sprach <b>lange</b>.</p>'
+    libre = lt_post(
+        stack,
+        "/translate",
+        json={"q": html, "source": "de", "target": "en", "format": "html", "api_key": KEY},
+    ).json()["translatedText"]
+    deepl_answer = lt_post(
+        stack,
+        "/v2/translate",
+        json={"text": [html], "target_lang": "EN", "tag_handling": "html"},
+        headers={"Authorization": f"DeepL-Auth-Key {KEY}"},
+    ).json()["translations"][0]["text"]
+    for english in (libre, deepl_answer):
+        assert english.startswith("<p>") and english.endswith("</p>")
+        assert '<a href="/k">' in english and "<b>" in english
+        assert english != html
+
+
+def test_deepl_split_sentences_zero_translates_each_text_whole(stack: Stack) -> None:
+    """split_sentences=0 sends a text as one unit: its line break does not survive."""
+    text = "Es regnet.\nDie Sonne scheint."
+    headers = {"Authorization": f"DeepL-Auth-Key {KEY}"}
+    whole = lt_post(
+        stack,
+        "/v2/translate",
+        data={"text": text, "target_lang": "EN", "split_sentences": "0"},
+        headers=headers,
+    ).json()["translations"][0]["text"]
+    split = lt_post(
+        stack, "/v2/translate", data={"text": text, "target_lang": "EN"}, headers=headers
+    ).json()["translations"][0]["text"]
+    assert "\n" in split and "\n" not in whole

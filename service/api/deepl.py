@@ -121,7 +121,7 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
             raise _error(
                 400, f"Detected source language {report.language.upper()} is not supported."
             )
-    outcome = await lane_translate(services, texts, html=tag_handling == "html")
+    outcome = await lane_translate(services, texts, html=tag_handling == "html", split=split)
     await usage.add(subject, characters)
     return {
         "translations": [

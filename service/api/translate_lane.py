@@ -79,14 +79,19 @@ def identify(services: Services, request: Request[Any, Any, Any], key: str | Non
 
 
 async def lane_translate(
-    services: Services, texts: Sequence[str], *, html: bool = False, alternatives: int = 0
+    services: Services,
+    texts: Sequence[str],
+    *,
+    html: bool = False,
+    alternatives: int = 0,
+    split: str = "1",
 ) -> LaneOutcome:
     """Translate ``texts`` on the lane and wait (``KURZ_TRANSLATE_WAIT_S``).
 
     The job key digests the translation model and the request, so identical requests share
     one job, and a model upgrade never answers from an old one.
     """
-    payload = TranslatePayload(texts=list(texts), html=html, alternatives=alternatives)
+    payload = TranslatePayload(texts=list(texts), html=html, alternatives=alternatives, split=split)
     models = await current_models(services)
     material = msgspec.json.encode([models["translation"], payload])
     key = "translate:" + hashlib.sha256(material).hexdigest()

@@ -42,6 +42,9 @@ class TranslatePayload(msgspec.Struct, kw_only=True):
     texts: list[str]
     html: bool = False
     alternatives: int = 0
+    #: DeepL's ``split_sentences``: "1" (sentences and newlines), "nonewlines" (sentences
+    #: only: a line break is a space) or "0" (each text is one unit).
+    split: str = "1"
 
 
 class LaneOutcome(msgspec.Struct, kw_only=True):
