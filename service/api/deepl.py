@@ -18,10 +18,16 @@ from service.api.deps import ServicesDep
 from service.api.keys import presented_key
 from service.api.problems import problem_for
 from service.api.services import Services
-from service.api.translate_lane import Params, identify, lane_translate, read_params, too_many
+from service.api.translate_lane import (
+    Params,
+    foreign_language,
+    identify,
+    lane_translate,
+    read_params,
+    too_many,
+)
 from service.errors import ApiProblem
 from service.store.usage import CharacterUsage
-from service.text.language import detect_language
 
 __all__ = ["router"]
 
@@ -113,14 +119,9 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
     if limit and await usage.count(subject) + characters > limit:
         raise _error(QUOTA_EXCEEDED, "Quota exceeded. The character limit has been reached.")
     if source is None:
-        report = detect_language(texts)
-        if (
-            report.language not in ("de", "und")
-            and not services.settings.translate_allow_non_german
-        ):
-            raise _error(
-                400, f"Detected source language {report.language.upper()} is not supported."
-            )
+        foreign = foreign_language(texts)
+        if foreign is not None and not services.settings.translate_allow_non_german:
+            raise _error(400, f"Detected source language {foreign.upper()} is not supported.")
     outcome = await lane_translate(services, texts, html=tag_handling == "html", split=split)
     await usage.add(subject, characters)
     return {
@@ -138,8 +139,7 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
 def _detected(text: str, source: str | None) -> str:
     if source is not None:
         return source
-    language = detect_language([text]).language
-    return "DE" if language == "und" else language.upper()
+    return (foreign_language([text]) or "de").upper()
 
 
 @get("/languages")

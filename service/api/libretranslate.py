@@ -19,9 +19,15 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import ServicesDep
 from service.api.problems import problem_for
-from service.api.translate_lane import Params, identify, lane_translate, read_params
+from service.api.translate_lane import (
+    Params,
+    foreign_language,
+    identify,
+    lane_translate,
+    read_params,
+)
 from service.errors import ApiProblem
-from service.text.language import detect_language, rank_languages
+from service.text.language import rank_languages
 
 __all__ = ["CORS_HEADERS", "LibreCorsMiddleware", "router"]
 
@@ -121,12 +127,9 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
             ranked = rank_languages(text, 1) or [("de", 0.0)]
             code, confidence = ranked[0]
             detected.append({"confidence": round(confidence * 100, 1), "language": code})
-        report = detect_language(texts)
-        if (
-            report.language not in ("de", "und")
-            and not services.settings.translate_allow_non_german
-        ):
-            raise _error(400, f"{report.language} is not supported")
+        foreign = foreign_language(texts)
+        if foreign is not None and not services.settings.translate_allow_non_german:
+            raise _error(400, f"{foreign} is not supported")
     outcome = await lane_translate(
         services, texts, html=text_format == "html", alternatives=alternatives
     )

@@ -22,8 +22,9 @@ from service.api.services import Services
 from service.api.submission import current_models
 from service.errors import ApiProblem
 from service.queue import LaneOutcome, TranslatePayload, TranslateQueue
+from service.text.language import MIN_LETTERS, detect_language
 
-__all__ = ["Params", "identify", "lane_translate", "read_params"]
+__all__ = ["Params", "foreign_language", "identify", "lane_translate", "read_params"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +107,16 @@ def too_many(services: Services, texts: Sequence[str]) -> ApiProblem | None:
     if size <= limit:
         return None
     return ApiProblem(413, "text_too_long", f"{size} characters, over the limit of {limit}")
+
+
+def foreign_language(texts: Sequence[str]) -> str | None:
+    """The language of ``texts`` when it is clearly not German, else None.
+
+    Texts with fewer than ``MIN_LETTERS`` letters in all (``"Es regnet."``) are too short to
+    judge (py3langid calls that one Latin-something), so they pass as German: refusing a short
+    German text would be worse than translating a short foreign one.
+    """
+    if sum(ch.isalpha() for text in texts for ch in text) < MIN_LETTERS:
+        return None
+    language = detect_language(texts).language
+    return None if language in ("de", "und") else language
