@@ -96,6 +96,10 @@ def run_lane_benchmark(options: LaneBenchOptions | None = None) -> Figures:
                 loaded = _latencies(client, options.requests, "loaded")
                 figures.update(_latency_figures(idle, loaded))
                 figures.update(_throughput(api, options.burst))
+        except Exception:
+            for name in ("api", "worker"):
+                print(f"  --- {name} log ---\n{processes.log_tail(name, 40)}", flush=True)
+            raise
         finally:
             processes.stop_all()
             deleted = _delete_prefix(redis, prefix)

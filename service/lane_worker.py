@@ -18,14 +18,19 @@ from typing import Any
 import msgspec
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.constants import TRANSLATE_TASK, Keys
+from service.constants import JOB_TOUCH_INTERVAL_S, TRANSLATE_TASK, Keys
 from service.queue import DrainingWorker, LaneOutcome, TranslatePayload, make_worker
 from service.settings import Settings
 from service.sources.markup import sentence_translator, translate_html
 from service.text.segment import join_sentences, split_sentences
 
 log = structlog.get_logger(__name__)
+
+#: What a Redis outage raises (as in ``service.worker``).
+REDIS_DOWN = (OSError, RedisConnectionError, RedisTimeoutError)
 
 
 class LaneTranslator:
@@ -103,8 +108,28 @@ class LaneTranslator:
 async def translate_texts(ctx: Any, **kwargs: Any) -> dict[str, Any]:
     """The SAQ task of the lane: one request's texts, translated (no summary)."""
     payload = msgspec.convert(kwargs, TranslatePayload)
-    outcome = await LaneTranslator(ctx["state"]).run(payload)
+    done = asyncio.Event()
+    toucher = asyncio.create_task(_touch_until(ctx["job"], done))
+    try:
+        outcome = await LaneTranslator(ctx["state"]).run(payload)
+    finally:
+        done.set()
+        await toucher
     return msgspec.to_builtins(outcome)  # type: ignore[no-any-return]
+
+
+async def _touch_until(job: Any, done: asyncio.Event) -> None:
+    """Keep the job's heartbeat fresh: behind busy batches a lane job can run past SAQ's
+    15 s heartbeat (a real-size model on two cores: about 30 s), and the sweep would fail it."""
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(JOB_TOUCH_INTERVAL_S):
+                await done.wait()
+        if not done.is_set():
+            try:
+                await job.update(meta=job.meta)
+            except REDIS_DOWN as error:
+                log.warning("lane job heartbeat failed", error=repr(error))
 
 
 def build_lane_worker(
