@@ -1,4 +1,4 @@
-"""``python -m benchmarks [pipeline] [http] [ct2]``: run benchmarks, print a table, save figures.
+"""``python -m benchmarks [pipeline] [http] [ct2] [lane]``: run, print a table, save figures.
 
 With no names every benchmark runs (``make bench``; about ten minutes on a 2-core machine).
 Every figure is written to ``benchmarks/last-run.json`` under its own flat key, so runs can be
@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks import BENCH_DIR, Figures
 
-NAMES = ("pipeline", "ct2", "http")
+NAMES = ("pipeline", "ct2", "http", "lane")
 DEFAULT_OUTPUT = BENCH_DIR / "last-run.json"
 
 #: (figure, comparison, threshold, what the issue asks) for the summary at the end.
@@ -47,6 +47,7 @@ TARGETS: tuple[tuple[str, str, float, str], ...] = (
     ),
     ("http_cache_hit_rps_share_of_bare", ">=", 0.5, "cache hits vs bare endpoint, requests/s"),
     ("http_cache_hit_p99_ms", "<", 20.0, "cache-hit p99 latency at 50 connections"),
+    ("lane_loaded_to_idle_p99", "<=", 2.0, "one-sentence p99 behind ten articles vs idle"),
 )
 
 
@@ -158,7 +159,27 @@ def _parser() -> argparse.ArgumentParser:
         default="redis://127.0.0.1:6379/13",
         help="a Redis the benchmark may write to (keys under a unique prefix)",
     )
+    lane = parser.add_argument_group("lane")
+    lane.add_argument(
+        "--lane-models",
+        choices=("real-size", "tiny"),
+        default="real-size",
+        help="models the lane benchmark's worker runs (tiny: a quick check, no speed figures)",
+    )
+    lane.add_argument(
+        "--lane-requests", type=int, default=40, help="one-sentence requests per phase"
+    )
     return parser
+
+
+def _run_lane(args: argparse.Namespace) -> Figures:
+    from benchmarks.lane_bench import LaneBenchOptions, run_lane_benchmark
+
+    return run_lane_benchmark(
+        LaneBenchOptions(
+            models=args.lane_models, requests=args.lane_requests, redis_url=args.redis_url
+        )
+    )
 
 
 def _run_pipeline(args: argparse.Namespace) -> Figures:
@@ -220,6 +241,7 @@ _RUNNERS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "pipeline": _run_pipeline,
     "ct2": _run_ct2,
     "http": _run_http,
+    "lane": _run_lane,
 }
 
 

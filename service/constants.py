@@ -13,6 +13,11 @@ MIN_GERMAN_SHARE = 0.5
 
 #: Name of the SAQ function that processes one article.
 SUMMARIZE_TASK = "summarize_article"
+#: Name of the SAQ function that translates texts on the translate lane (no summary).
+TRANSLATE_TASK = "translate_texts"
+#: A translate-lane job record (and so its result) is kept this long: identical texts asked
+#: again within the hour are answered from it without a model call.
+TRANSLATE_RECORD_TTL_S = 3600
 #: Name of the SAQ function that makes one webhook delivery attempt.
 DELIVER_TASK = "deliver_webhook"
 #: A delivery attempt's job may run this much longer than the HTTP timeout (logging, Redis).
@@ -130,3 +135,12 @@ class Keys:
     def queue_name(self) -> str:
         """SAQ namespaces its own keys by queue name (``saq:<name>:…``)."""
         return self.prefix
+
+    @property
+    def translate_queue_name(self) -> str:
+        """The translate lane's own SAQ queue, so short requests never wait behind articles."""
+        return f"{self.prefix}:translate"
+
+    def usage(self, subject: str, period: str) -> str:
+        """Characters a key (or client) had translated in one period (``YYYY-MM``)."""
+        return f"{self.prefix}:usage:{subject}:{period}"

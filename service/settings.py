@@ -105,6 +105,20 @@ class Settings(BaseSettings):
     ``*``); empty: the client address is the connection's, so behind a proxy everyone would
     share one rate-limit bucket."""
 
+    # --- translate lane (LibreTranslate and DeepL dialects) ---------------------------------
+    translate_wait_s: float = Field(default=60.0, gt=0)
+    """Seconds /translate and /v2/translate wait for their job before answering 503."""
+    translate_char_limit: int = Field(default=20_000, ge=1)
+    """Characters one /translate or /v2/translate request may carry (all its texts together)."""
+    translate_concurrency: int = Field(default=4, ge=1)
+    """Translate-lane jobs one worker runs at once, beside its article jobs."""
+    translate_monthly_char_limit: int = Field(default=0, ge=0)
+    """Characters a key may have translated per calendar month on /v2/translate (DeepL's
+    ``character_limit``, 456 once spent); 0: unlimited."""
+    translate_allow_non_german: bool = False
+    """Translate texts detected as another language than German when the client did not name
+    the source language; otherwise DeepL's dialect answers 400 naming the language."""
+
     # --- webhooks -----------------------------------------------------------------------------
     webhook_secret: str = ""
     """``whsec_…`` secret(s), comma-separated for rotation; the first one signs."""

@@ -305,9 +305,14 @@ async def _count(state: WorkerState, **counters: float) -> None:
 
 
 def build_worker(
-    settings: Settings, redis: Redis, *, worker_id: str | None = None
+    settings: Settings,
+    redis: Redis,
+    *,
+    worker_id: str | None = None,
+    ready: asyncio.Future[WorkerState] | None = None,
 ) -> DrainingWorker:
-    """A queue worker for article and delivery jobs, with start-up and shutdown hooks."""
+    """A queue worker for article and delivery jobs, with start-up and shutdown hooks;
+    ``ready`` receives its state once the models are loaded (the translate lane shares it)."""
     keys = Keys(settings.key_prefix)
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     states: list[WorkerState] = []
@@ -316,6 +321,8 @@ def build_worker(
         state = await WorkerState.start(settings, redis, worker_id)
         states.append(state)
         ctx["state"] = state
+        if ready is not None and not ready.done():
+            ready.set_result(state)
         log.info("worker ready", worker=worker_id, concurrency=settings.worker_concurrency)
 
     async def announce_swept(job: Job) -> None:
@@ -345,9 +352,13 @@ def run_worker(settings: Settings) -> None:
     """``python -m service worker``: run until SIGTERM or SIGINT."""
 
     async def main() -> None:
+        from service.lane_worker import build_lane_worker, run_beside
+
         redis = make_redis(settings.redis_url, role="worker")
+        ready: asyncio.Future[WorkerState] = asyncio.get_running_loop().create_future()
         try:
-            await build_worker(settings, redis).start()
+            articles = build_worker(settings, redis, ready=ready)
+            await run_beside(articles, build_lane_worker(settings, redis, ready))
         finally:
             await redis.aclose()
 

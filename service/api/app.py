@@ -19,7 +19,7 @@ import uvicorn
 from litestar import Litestar, Router
 from redis.asyncio import Redis
 
-from service.api import articles, glossaries, health, jobs
+from service.api import articles, deepl, glossaries, health, jobs, libretranslate
 from service.api.auth import authenticate
 from service.api.deps import SERVICES_DEPENDENCY
 from service.api.keys import ApiKeys
@@ -95,6 +95,8 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
             health.metrics,
             home,
             static_files(),
+            libretranslate.router(),
+            deepl.router(),
         ],
         dependencies=SERVICES_DEPENDENCY,
         lifespan=[lifespan],
@@ -103,6 +105,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
             MetricsMiddleware(metrics),
             PageHeadersMiddleware(),
             PageHeadersMiddleware(pages=("/",), csp=EDITOR_CSP),
+            libretranslate.LibreCorsMiddleware,
         ],
         template_config=template_config(),
         openapi_config=openapi_config(),

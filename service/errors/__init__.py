@@ -26,6 +26,8 @@
     │   ├── GlossaryNotFoundError 404 glossary_not_found: none with this id for this caller
     │   └── GlossaryLimitError    400 glossary_limit: the owner has the most allowed
     ├── FetchFailedError          502 fetch_failed: the article's site failed (its status kept)
+    ├── LaneTimeoutError          503 translate_timeout: a translate-lane job outran the wait
+    ├── LaneFailedError           500 translate_failed: a translate-lane job failed
     └── ApiProblem                (its own) a refusal the API decides: unknown job, bad key, ...
         └── QueueFullError        429 queue_full: the waiting list is at its limit
 
@@ -56,6 +58,8 @@ from service.errors.base import (
     ConfigError,
     InputError,
     KurzError,
+    LaneFailedError,
+    LaneTimeoutError,
     ModelUnavailableError,
     PresetError,
     QueueFullError,
@@ -87,6 +91,8 @@ __all__ = [
     "GlossaryTooLargeError",
     "InputError",
     "KurzError",
+    "LaneFailedError",
+    "LaneTimeoutError",
     "MarkupAsTextError",
     "ModelUnavailableError",
     "NotGermanError",

@@ -72,6 +72,28 @@ class InputError(KurzError):
     status = 422
 
 
+class LaneTimeoutError(KurzError):
+    """A translate-lane job was not done within the synchronous endpoints' wait (the job goes
+    on; asked again, the same texts join it)."""
+
+    code = "translate_timeout"
+    status = 503
+    #: Seconds a client should wait before it asks again.
+    retry_after_s: ClassVar[int] = 5
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self.headers = {"Retry-After": str(self.retry_after_s)}
+        super().__init__(f"the translation took longer than {wait_s:g} s; retry shortly")
+
+
+class LaneFailedError(KurzError):
+    """A translate-lane job failed for good (its worker's error, kept in the log)."""
+
+    code = "translate_failed"
+    status = 500
+
+
 class ApiProblem(KurzError):  # noqa: N818 - it is raised, but it is a problem document
     """A refusal the API decides itself, with its own status and code (queue full, unknown job,
     bad key, conflicting Idempotency-Key, ...); keyword arguments become extension members."""

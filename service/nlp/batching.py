@@ -18,6 +18,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
@@ -62,6 +63,8 @@ class _Request:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[str]]
     on_progress: ProgressCallback | None
+    #: A translate-lane request: its pieces fill the next batches before any article's.
+    priority: bool = False
     pieces: list[list[str]] = field(default_factory=list)
     piece_tokens: list[list[int]] = field(default_factory=list)
     outputs: list[list[str | None]] = field(default_factory=list)
@@ -80,6 +83,9 @@ class InferenceScheduler:
         self.token_budget = token_budget
         self.max_sentences = max_sentences
         self._pending: list[_Request] = []
+        #: One-off calls on the engine (n-best lists), run before the next batch.
+        self._calls: list[tuple[Callable[[], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]]]
+        self._calls = []
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -103,9 +109,18 @@ class InferenceScheduler:
             self._thread.join(timeout=60)
 
     async def translate(
-        self, sentences: Sequence[str], on_progress: ProgressCallback | None = None
+        self,
+        sentences: Sequence[str],
+        on_progress: ProgressCallback | None = None,
+        *,
+        priority: bool = False,
     ) -> list[str]:
-        """Translate ``sentences`` in order, batched with whatever else the worker is doing."""
+        """Translate ``sentences`` in order, batched with whatever else the worker is doing.
+
+        ``priority`` (the translate lane): while such sentences wait, each batch is cut from
+        them alone, so a one-sentence request waits for at most the batch in hand, not for the
+        hundreds of sentences of the articles queued before it.
+        """
         if not sentences:
             return []
         self.start()
@@ -115,6 +130,7 @@ class InferenceScheduler:
             loop=loop,
             future=loop.create_future(),
             on_progress=on_progress,
+            priority=priority,
         )
         with self._condition:
             if self._closed:
@@ -123,21 +139,47 @@ class InferenceScheduler:
             self._condition.notify()
         return await request.future
 
+    async def translate_nbest(self, sentences: Sequence[str], n: int) -> list[list[str]]:
+        """The ``n`` best translations of each sentence (best first), computed on the inference
+        thread before its next batch (the engine is only ever driven from that thread)."""
+        if not sentences:
+            return []
+        self.start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        texts = list(sentences)
+        with self._condition:
+            if self._closed:
+                raise RuntimeError("the inference scheduler is closed")
+            self._calls.append((lambda: self.engine.translate_nbest(texts, n), loop, future))
+            self._condition.notify()
+        result: list[list[str]] = await future
+        return result
+
     # --- inference thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
             with self._condition:
-                while not self._pending and not self._closed:
+                while not self._pending and not self._calls and not self._closed:
                     self._condition.wait()
                 if self._closed:
                     for request in self._pending:
                         self._resolve(request, error=asyncio.CancelledError())
                     self._pending.clear()
+                    for _, loop, future in self._calls:
+                        _deliver(loop, future, error=asyncio.CancelledError())
+                    self._calls.clear()
                     return
+                calls, self._calls = self._calls, []
                 active = [r for r in self._pending if not r.future.done()]
                 # A copy: the failure path below removes from one list while walking the other.
                 self._pending = list(active)
+            for call, loop, future in calls:
+                try:
+                    _deliver(loop, future, result=call())
+                except Exception as error:  # noqa: BLE001 - handed to the caller
+                    _deliver(loop, future, error=error)
             if not active:
                 continue
             try:
@@ -187,7 +229,8 @@ class InferenceScheduler:
                     self._resolve(request, error=error)
         pool: list[tuple[_Request, int, int]] = []
         lengths: list[int] = []
-        for request in active:
+        urgent = [r for r in active if r.priority and r.done_sentences < len(r.sentences)]
+        for request in urgent or active:
             for s_index, outputs in enumerate(request.outputs):
                 for p_index, output in enumerate(outputs):
                     if output is None:
@@ -240,3 +283,24 @@ class InferenceScheduler:
 
         with contextlib.suppress(RuntimeError):  # the job's loop may be gone at shutdown
             request.loop.call_soon_threadsafe(deliver)
+
+
+def _deliver(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    *,
+    result: Any = None,
+    error: BaseException | None = None,
+) -> None:
+    """Settle ``future`` on its own loop (from the inference thread)."""
+
+    def settle() -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    with contextlib.suppress(RuntimeError):  # the caller's loop may be gone at shutdown
+        loop.call_soon_threadsafe(settle)

@@ -2,6 +2,7 @@
 
 - ``jobs``: enqueue (with the atomic room check), look up and cancel article jobs; schedule
   webhook delivery jobs;
+- ``lane``: the translate lane's queue: translate-only jobs the API enqueues and waits for;
 - ``views``: SAQ's job records shown as the API's job views;
 - ``draining``: the worker's queue, which hands jobs back while shutting down, and the worker.
 
@@ -11,6 +12,7 @@ this package imports SAQ (an import-linter contract keeps it so).
 
 from service.queue.draining import DrainingQueue, DrainingWorker, TaskContext, make_worker
 from service.queue.jobs import CancelOutcome, Job, JobPayload, JobQueue, Status
+from service.queue.lane import LaneOutcome, TranslatePayload, TranslateQueue
 from service.queue.views import finished_view, job_links, status_of, view_of
 
 __all__ = [
@@ -20,8 +22,11 @@ __all__ = [
     "Job",
     "JobPayload",
     "JobQueue",
+    "LaneOutcome",
     "Status",
     "TaskContext",
+    "TranslatePayload",
+    "TranslateQueue",
     "finished_view",
     "job_links",
     "make_worker",

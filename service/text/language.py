@@ -18,6 +18,7 @@ the GIL held, in the API process).  Unicode's stream-safe format allows 30; no l
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -94,3 +95,18 @@ def detect_language(texts: Sequence[str]) -> LanguageReport:
     total = sum(weights.values())
     dominant = max(weights, key=lambda code: weights[code])
     return LanguageReport(dominant, weights["de"] / total)
+
+
+def rank_languages(text: str, n: int = 3) -> list[tuple[str, float]]:
+    """The ``n`` likeliest languages of ``text`` (ISO 639-1), each with its probability (0..1),
+    likeliest first; what LibreTranslate's ``/detect`` reports.  Empty for text without
+    letters."""
+    if _letters(text) == 0:
+        return []
+    ranked = sorted(
+        _get_identifier().rank(cut_combining_runs(text.strip())), key=lambda pair: -pair[1]
+    )
+    top = float(ranked[0][1])
+    weights = [(str(code), math.exp(float(score) - top)) for code, score in ranked]
+    total = sum(weight for _, weight in weights)
+    return [(code, weight / total) for code, weight in weights[:n]]

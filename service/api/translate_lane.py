@@ -1,0 +1,122 @@
+"""What the LibreTranslate and DeepL dialects share: parameters from any body, the caller's
+key, and the translate lane they wait on.
+
+Both dialects' clients send parameters every way HTTP allows: JSON bodies, form-encoded and
+multipart bodies, query strings, and (DeepL's official client, for ``/v2/languages``) a form
+body on a GET.  :func:`read_params` folds them into one lookup, body first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Request
+
+from service.api.keys import PUBLIC_CLIENT, Caller
+from service.api.services import Services
+from service.api.submission import current_models
+from service.errors import ApiProblem
+from service.queue import LaneOutcome, TranslatePayload, TranslateQueue
+from service.text.language import MIN_LETTERS, detect_language
+
+__all__ = ["Params", "foreign_language", "identify", "lane_translate", "read_params"]
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """A request's parameters: each name's values, body before query string."""
+
+    values: dict[str, list[Any]]
+
+    def get(self, name: str) -> Any:
+        """The first value (a JSON list stays a list); None when absent."""
+        found = self.values.get(name)
+        return found[0] if found else None
+
+    def getall(self, name: str) -> list[Any]:
+        """Every value: repeated form or query fields, or a JSON list's items."""
+        found = self.values.get(name, [])
+        if len(found) == 1 and isinstance(found[0], list):
+            return list(found[0])
+        return list(found)
+
+
+async def read_params(request: Request[Any, Any, Any]) -> Params:
+    """Fold the query string and the body (JSON, form or multipart) into :class:`Params`.
+
+    A body that claims to be JSON and is not raises ``ValueError`` (the dialects answer 400).
+    """
+    values: dict[str, list[Any]] = {}
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type == "application/json" or media_type.endswith("+json"):
+        raw = await request.body()
+        if raw.strip():
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError("the JSON body is not an object")
+            for name, value in body.items():
+                values[str(name)] = [value]
+    elif media_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        for name in form:
+            values[name] = [v for v in form.getall(name) if isinstance(v, str)]
+    for name in request.query_params:
+        values.setdefault(name, list(request.query_params.getall(name)))
+    return Params(values)
+
+
+def identify(services: Services, request: Request[Any, Any, Any], key: str | None) -> Caller:
+    """The caller behind ``key``: ``ApiProblem`` 401 when keys are configured and it is missing
+    or wrong (each dialect words and numbers that its own way)."""
+    peer = request.client.host if request.client else None
+    headers = {"x-api-key": key} if key else {}
+    caller = services.api_keys.identify(headers, peer)
+    return caller if services.api_keys.enabled else Caller(PUBLIC_CLIENT, caller.rate_subject)
+
+
+async def lane_translate(
+    services: Services,
+    texts: Sequence[str],
+    *,
+    html: bool = False,
+    alternatives: int = 0,
+    split: str = "1",
+) -> LaneOutcome:
+    """Translate ``texts`` on the lane and wait (``KURZ_TRANSLATE_WAIT_S``).
+
+    The job key digests the translation model and the request, so identical requests share
+    one job, and a model upgrade never answers from an old one.
+    """
+    payload = TranslatePayload(texts=list(texts), html=html, alternatives=alternatives, split=split)
+    models = await current_models(services)
+    material = msgspec.json.encode([models["translation"], payload])
+    key = "translate:" + hashlib.sha256(material).hexdigest()
+    queue = TranslateQueue(services.redis, services.keys, retries=services.settings.job_retries)
+    return await queue.translate(key, payload, services.settings.translate_wait_s)
+
+
+def too_many(services: Services, texts: Sequence[str]) -> ApiProblem | None:
+    """A 413 problem when the texts carry more characters than ``KURZ_TRANSLATE_CHAR_LIMIT``."""
+    size = sum(len(text) for text in texts)
+    limit = services.settings.translate_char_limit
+    if size <= limit:
+        return None
+    return ApiProblem(413, "text_too_long", f"{size} characters, over the limit of {limit}")
+
+
+def foreign_language(texts: Sequence[str]) -> str | None:
+    """The language of ``texts`` when it is clearly not German, else None.
+
+    Texts with fewer than ``MIN_LETTERS`` letters in all (``"Es regnet."``) are too short to
+    judge (py3langid calls that one Latin-something), so they pass as German: refusing a short
+    German text would be worse than translating a short foreign one.
+    """
+    if sum(ch.isalpha() for text in texts for ch in text) < MIN_LETTERS:
+        return None
+    language = detect_language(texts).language
+    return None if language in ("de", "und") else language

@@ -1,0 +1,185 @@
+"""The worker's translate lane: translate-only jobs, run beside the article jobs.
+
+A second SAQ worker in the same process takes jobs from the lane's own queue, with its own
+slots (``KURZ_TRANSLATE_CONCURRENCY``), and shares the article worker's loaded models: its
+sentences go to the same inference scheduler, flagged urgent, so they fill the next batch ahead
+of any article's.  A one-sentence request therefore waits for at most the batch in hand, never
+for the articles queued before it.  Nothing is summarized; the sentence cache is read and
+written like an article's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from service.constants import JOB_TOUCH_INTERVAL_S, TRANSLATE_TASK, Keys
+from service.queue import DrainingWorker, LaneOutcome, TranslatePayload, make_worker
+from service.settings import Settings
+from service.sources.markup import sentence_translator, translate_html
+from service.text.segment import join_sentences, split_sentences
+
+log = structlog.get_logger(__name__)
+
+#: What a Redis outage raises (as in ``service.worker``).
+REDIS_DOWN = (OSError, RedisConnectionError, RedisTimeoutError)
+
+
+class LaneTranslator:
+    """Sentences through the sentence cache and the scheduler, with the lane's priority."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+
+    async def sentences(self, sentences: Sequence[str]) -> tuple[list[str], int]:
+        """Translations in order, and how many came from the cache."""
+        cache = self.state.sentence_cache
+        known: list[str | None] = await cache.get_many(sentences)
+        missing = [i for i, hit in enumerate(known) if hit is None]
+        fresh = await self.state.pipeline.scheduler.translate(
+            [sentences[i] for i in missing], priority=True
+        )
+        result = list(known)
+        for index, english in zip(missing, fresh, strict=True):
+            result[index] = english
+        if missing:
+            await cache.set_many([(sentences[i], result[i] or "") for i in missing])
+        return [text or "" for text in result], len(sentences) - len(missing)
+
+    async def run(self, payload: TranslatePayload) -> LaneOutcome:
+        """Every text of the request, laid out as it came (lines and paragraphs kept)."""
+        cached = 0
+
+        async def plain(flat: list[str]) -> list[str]:
+            nonlocal cached
+            english, hits = await self.sentences(flat)
+            cached += hits
+            return english
+
+        translations: list[str] = []
+        alternatives: list[list[str]] = []
+        for text in payload.texts:
+            if payload.html:
+                translations.append(await translate_html(text, sentence_translator(plain)))
+                continue
+            if payload.split == "0":
+                translations.append(" ".join(await plain([" ".join(text.split())])))
+                alternatives.append([])
+                continue
+            if payload.split == "nonewlines":
+                text = " ".join(text.split())
+            sentences = split_sentences(text)
+            if not sentences:
+                translations.append(text)
+                alternatives.append([])
+                continue
+            translations.append(join_sentences(sentences, await plain([s.text for s in sentences])))
+            if payload.alternatives:
+                alternatives.append(await self._alternatives(sentences, payload.alternatives))
+        return LaneOutcome(
+            translations=translations,
+            alternatives=alternatives if payload.alternatives else [],
+            sentences_from_cache=cached,
+        )
+
+    async def _alternatives(self, sentences: Sequence[Any], n: int) -> list[str]:
+        """Up to ``n`` other readings of the text: the k-th alternative joins each sentence's
+        (k+1)-th best translation (its best where beam search found fewer)."""
+        nbest = await self.state.pipeline.scheduler.translate_nbest(
+            [s.text for s in sentences], n + 1
+        )
+        readings: list[str] = []
+        for k in range(1, n + 1):
+            if all(len(options) <= k for options in nbest):
+                break
+            picked = [options[k] if len(options) > k else options[0] for options in nbest]
+            readings.append(join_sentences(sentences, picked))
+        return readings
+
+
+async def translate_texts(ctx: Any, **kwargs: Any) -> dict[str, Any]:
+    """The SAQ task of the lane: one request's texts, translated (no summary)."""
+    payload = msgspec.convert(kwargs, TranslatePayload)
+    done = asyncio.Event()
+    toucher = asyncio.create_task(_touch_until(ctx["job"], done))
+    try:
+        outcome = await LaneTranslator(ctx["state"]).run(payload)
+    finally:
+        done.set()
+        await toucher
+    return msgspec.to_builtins(outcome)  # type: ignore[no-any-return]
+
+
+async def _touch_until(job: Any, done: asyncio.Event) -> None:
+    """Keep the job's heartbeat fresh: behind busy batches a lane job can run past SAQ's
+    15 s heartbeat (a real-size model on two cores: about 30 s), and the sweep would fail it."""
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(JOB_TOUCH_INTERVAL_S):
+                await done.wait()
+        if not done.is_set():
+            try:
+                await job.update(meta=job.meta)
+            except REDIS_DOWN as error:
+                log.warning("lane job heartbeat failed", error=repr(error))
+
+
+def build_lane_worker(
+    settings: Settings, redis: Redis, state: asyncio.Future[Any]
+) -> DrainingWorker:
+    """A worker on the lane's queue; its start-up waits for ``state``, the article worker's
+    loaded models, so one process loads them once."""
+
+    async def startup(ctx: Any) -> None:
+        ctx["state"] = await asyncio.shield(state)
+        log.info("translate lane ready", concurrency=settings.translate_concurrency)
+
+    async def nothing(ctx: Any) -> None:
+        return None
+
+    return make_worker(
+        redis,
+        Keys(settings.key_prefix).translate_queue_name,
+        functions=[(TRANSLATE_TASK, translate_texts)],
+        concurrency=settings.translate_concurrency,
+        startup=startup,
+        shutdown=nothing,
+        after_process=nothing,
+        shutdown_grace_s=settings.shutdown_grace_s,
+    )
+
+
+async def run_beside(articles: DrainingWorker, lane: DrainingWorker) -> None:
+    """Run the article worker and the lane together until SIGTERM or SIGINT.
+
+    Only the article worker listens for the signals (a second handler would replace the
+    first); the lane is told to stop the moment it sees them, and its short jobs finish
+    while the articles' grace period runs.
+    """
+    lane.SIGNALS = []
+    lane_task = asyncio.create_task(lane.start(), name="translate-lane")
+
+    async def follow() -> None:
+        while True:
+            event = getattr(articles, "event", None)
+            if event is not None and event.is_set():
+                break
+            await asyncio.sleep(0.05)
+        await lane.stop()
+
+    follower = asyncio.create_task(follow(), name="translate-lane-stop")
+    try:
+        await articles.start()
+    finally:
+        follower.cancel()
+        lane_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lane_task
