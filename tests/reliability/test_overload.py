@@ -4,6 +4,11 @@ The stack's capacity is measured first (a closed loop keeping a few jobs in flig
 articles are offered open-loop at twice that rate.  The queue limit (``KURZ_MAX_QUEUE_DEPTH``)
 must turn the excess away with 429 ``queue_full`` (or 503) and a Retry-After, keep the queue
 short, let every accepted job finish, and keep the workers' memory flat.
+
+The cap bounds admission only: a job already accepted that comes back (a retry, a sweep's
+give-back: the paths ``service.queue.jobs`` documents) is put back without the check, one place
+on the list per return.  The pass rule counts those returns from the job records instead of
+assuming none happen, which they may on a loaded machine.
 """
 
 from __future__ import annotations
@@ -150,7 +155,8 @@ def test_twice_the_capacity_is_refused_cleanly_and_everything_accepted_finishes(
     stack_factory: StackFactory, seed_sentences: list[str], figures: Figures
 ) -> None:
     """At twice the capacity, the excess gets 429 queue_full (or 503) with Retry-After, the
-    queue never outgrows its limit, every accepted article finishes and memory stays flat."""
+    queue never outgrows its limit (but by accepted jobs coming back), every accepted article
+    finishes and memory stays flat."""
     overload_s = sized(15, 120)
     stack = stack_factory(KURZ_MAX_QUEUE_DEPTH=str(QUEUE_LIMIT), KURZ_WORKER_CONCURRENCY="2")
     api = stack.start_api()
@@ -177,6 +183,8 @@ def test_twice_the_capacity_is_refused_cleanly_and_everything_accepted_finishes(
     no_retry_after = [a for a in refused if not a.retry_after]
     growth = {pid: max(sampler.rss.get(pid, [0.0])) - baseline[pid] for pid in pids}
     latencies = sorted(a.seconds for a in answers)
+    # Each attempt after the first is one return to the waiting list past the admission check.
+    requeued = sum(max(0, (r or {}).get("attempts", 1) - 1) for r in records.values())
     numbers = dict(
         capacity_jobs_per_s=round(capacity, 2),
         offered_per_s=round(rate, 2),
@@ -186,6 +194,7 @@ def test_twice_the_capacity_is_refused_cleanly_and_everything_accepted_finishes(
         accepted=len(accepted),
         max_queue_depth=max(sampler.depths, default=0),
         queue_limit=QUEUE_LIMIT,
+        requeued_attempts=requeued,
         depth_samples=len(sampler.depths),
         rss_baseline_mb=[round(baseline[pid]) for pid in pids],
         rss_growth_mb=[round(growth[pid], 1) for pid in pids],
@@ -200,7 +209,7 @@ def test_twice_the_capacity_is_refused_cleanly_and_everything_accepted_finishes(
     assert refused, f"{facts}; nothing was refused: the stack was not overloaded"
     assert not wrong_429, f"{facts}; {wrong_429[:5]}"
     assert not no_retry_after, f"{facts}; refusals without Retry-After: {no_retry_after[:5]}"
-    assert max(sampler.depths) <= QUEUE_LIMIT, facts
+    assert max(sampler.depths) <= QUEUE_LIMIT + requeued, facts
     assert not not_ok, f"{facts}; accepted but not succeeded: {not_ok}\n{stack.logs()}"
     assert all(r is not None for r in records.values()), facts
     assert max(growth.values()) < MAX_RSS_GROWTH_MB, facts
