@@ -11,10 +11,11 @@ a 5,000-character request into seconds of CPU.  Two rules per case:
 * growth: doubling the input from :data:`RATIO_CHARS` (a few ms of work) at most multiplies the
   time by 2.5, so the cost is linear, not quadratic, in the length.
 
-Timings are the minimum of several interleaved repeats (``time.perf_counter``), since the machine
-is shared and only the fastest run says what the code itself costs; a measurement over its limit
-is taken again, up to five rounds, as a load burst can spoil one round but a slow or quadratic
-cost (4x per doubling) exceeds the limit every time.
+Timings are this process's CPU time (``time.process_time``), not the wall clock: on a machine
+whose cores are shared, time spent waiting for a core is not the code's cost.  They are the
+minimum of several interleaved repeats, and a measurement over its limit is taken again, up to
+five rounds, as cache and frequency effects of a load burst can spoil one round but a slow or
+quadratic cost (4x per doubling) exceeds the limit every time.
 
 Splitting once called SoMaJo line by line, at a fixed ~0.1-0.4 ms per call, so 5,000 characters
 of short lines cost up to half a second; it now splits a paragraph in one call and cuts the
@@ -134,17 +135,17 @@ def fastest_ms(work: Callable[[str], None], texts: list[str], repeats: int) -> l
     Each timing runs ``work`` often enough to last about :data:`MIN_TIMING_MS` on the first
     text, so that sub-millisecond stages are timed in bulk rather than by the timer's noise.
     """
-    started = time.perf_counter()
+    started = time.process_time()
     work(texts[0])
-    single_ms = (time.perf_counter() - started) * 1000
+    single_ms = (time.process_time() - started) * 1000
     loops = max(1, min(1000, math.ceil(MIN_TIMING_MS / max(single_ms, 1e-3))))
     best = [float("inf")] * len(texts)
     for _ in range(repeats):
         for index, text in enumerate(texts):
-            started = time.perf_counter()
+            started = time.process_time()
             for _ in range(loops):
                 work(text)
-            best[index] = min(best[index], (time.perf_counter() - started) * 1000 / loops)
+            best[index] = min(best[index], (time.process_time() - started) * 1000 / loops)
     return best
 
 
