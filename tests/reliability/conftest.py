@@ -150,8 +150,12 @@ def stop_processes(processes: Iterable[ServiceProcess], timeout_s: float = 3) ->
             process.signal(signal.SIGKILL)
             process.wait(timeout=10)
     for process in processes:
-        if group_alive(process.pid):  # a child left behind in the group
+        if group_alive(process.pid):  # a child left behind in the group (an extraction process)
             os.killpg(process.pid, signal.SIGKILL)
+            # Killed grandchildren are reaped by whoever adopted them, a moment later.
+            gone_by = time.monotonic() + 10
+            while group_alive(process.pid) and time.monotonic() < gone_by:
+                time.sleep(0.05)
         process.stop()  # closes the log file
 
 
