@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -163,3 +164,37 @@ def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
             last = repr(error)
         time.sleep(0.25)
     raise TimeoutError(f"{base_url} not ready after {timeout_s} s: {last}")
+
+
+@dataclass(frozen=True)
+class ServiceStack:
+    """A running private Redis, one API process and one worker (see :func:`service_stack`)."""
+
+    base_url: str
+    redis_url: str
+
+
+@contextmanager
+def service_stack(logs: Path, tiny_models_dir: Path, **settings: str) -> Iterator[ServiceStack]:
+    """Start a private Redis, one API and one worker on the tiny models with ``settings``
+    (``KURZ_`` variables), wait until the API is ready, and stop all three afterwards; a stack
+    that fails to come up shows the processes' last output."""
+    redis = RedisServer(logs / "redis")
+    redis.start()
+    port = free_port()
+    env = service_env(redis.url, tiny_models_dir, KURZ_PORT=str(port), **settings)
+    api = ServiceProcess("api", env, logs / "api.log")
+    worker = ServiceProcess("worker", env, logs / "worker.log")
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        try:
+            wait_until_ready(base_url)
+        except TimeoutError as error:
+            raise TimeoutError(
+                f"{error}\n{api.output()[-3000:]}\n{worker.output()[-3000:]}"
+            ) from None
+        yield ServiceStack(base_url=base_url, redis_url=redis.url)
+    finally:
+        api.stop()
+        worker.stop()
+        redis.stop()

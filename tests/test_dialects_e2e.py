@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import deepl
@@ -17,7 +16,7 @@ from libretranslatepy import LibreTranslateAPI
 
 from service.api.keys import key_digest
 from service.store.usage import current_period
-from tests.processes import RedisServer, ServiceProcess, free_port, service_env, wait_until_ready
+from tests.processes import ServiceStack, service_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -28,39 +27,22 @@ MONTHLY_LIMIT = 100_000
 SENTENCE = "Die Bundesregierung hat am Mittwoch ein neues Gesetz beschlossen."
 
 
-@dataclass
-class Stack:
-    base_url: str
-    redis_url: str
+Stack = ServiceStack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> Iterator[Stack]:
     """A private Redis, one API process (keys on, a monthly quota) and one worker."""
-    logs = tmp_path_factory.mktemp("dialects")
-    redis = RedisServer(logs / "redis")
-    redis.start()
-    port = free_port()
-    env = service_env(
-        redis.url,
+    with service_stack(
+        tmp_path_factory.mktemp("dialects"),
         tiny_models_dir,
-        KURZ_PORT=str(port),
         KURZ_KEY_PREFIX=PREFIX,
         KURZ_API_KEYS=f"{KEY},{SPENT_KEY}",
         KURZ_WORKER_CONCURRENCY="1",
         KURZ_TRANSLATE_CHAR_LIMIT="50000",
         KURZ_TRANSLATE_MONTHLY_CHAR_LIMIT=str(MONTHLY_LIMIT),
-    )
-    api = ServiceProcess("api", env, logs / "api.log")
-    worker = ServiceProcess("worker", env, logs / "worker.log")
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base_url)
-        yield Stack(base_url=base_url, redis_url=redis.url)
-    finally:
-        for process in (api, worker):
-            process.stop()
-        redis.stop()
+    ) as running:
+        yield running
 
 
 def lt_post(stack: Stack, path: str, **kwargs: object) -> httpx.Response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from service.text.glossary import Glossary
 from service.text.glossary_files import load_default_glossary
 from service.text.glossary_terms import apply_to_source, repair_output
 from service.text.segment import split_sentences
-from tests.processes import RedisServer, ServiceProcess, free_port, service_env, wait_until_ready
+from tests.processes import ServiceStack, service_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -33,40 +32,20 @@ GENITIVE = "Lawrows Sprecher sagte am Montag in Moskau, die Gespräche seien sch
 COMPOUND = "Die Lawrowsche Linie gilt in Moskau seit Jahren als unverrückbar und streng."
 
 
-@dataclass
-class Stack:
-    base_url: str
-    redis_url: str
+Stack = ServiceStack
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> Iterator[Stack]:
     """A private Redis, an API with two keys, and one worker, all with the default glossary."""
-    logs = tmp_path_factory.mktemp("glossary-stack")
-    redis = RedisServer(logs / "redis")
-    redis.start()
-    port = free_port()
-    env = service_env(
-        redis.url,
+    with service_stack(
+        tmp_path_factory.mktemp("glossary-stack"),
         tiny_models_dir,
-        KURZ_PORT=str(port),
         KURZ_KEY_PREFIX=PREFIX,
         KURZ_API_KEYS=f"{KEY_A},{KEY_B}",
         KURZ_WORKER_CONCURRENCY="4",
-    )
-    api = ServiceProcess("api", env, logs / "api.log")
-    worker = ServiceProcess("worker", env, logs / "worker.log")
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base_url)
-        yield Stack(base_url, redis.url)
-    except BaseException:
-        print(api.output()[-3000:], worker.output()[-3000:])  # noqa: T201 - why it failed
-        raise
-    finally:
-        api.stop()
-        worker.stop()
-        redis.stop()
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
