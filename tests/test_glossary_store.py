@@ -4,42 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.constants import Keys
 from service.store.glossaries import GlossaryStore
 from service.text.glossary import Glossary, GlossaryLimitError, GlossaryNotFoundError
 
 pytestmark = pytest.mark.redis
-
-TEST_REDIS_URL = "redis://127.0.0.1:6379/14"
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    """A client of the test database, in the test's own event loop."""
-    client = Redis.from_url(TEST_REDIS_URL)
-    try:
-        await client.get("kurz-test-probe")
-    except (RedisConnectionError, OSError):
-        await client.aclose()
-        pytest.skip(f"these tests need Redis at {TEST_REDIS_URL}")
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def prefix(redis: Redis) -> AsyncIterator[str]:
-    """A key prefix of this test's own; only its keys are deleted afterwards."""
-    name = f"test-glossary-{uuid.uuid4().hex}"
-    yield name
-    keys = [key async for key in redis.scan_iter(match=f"{name}:*", count=500)]
-    if keys:
-        await redis.delete(*keys)
 
 
 @pytest.fixture

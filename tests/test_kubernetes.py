@@ -17,14 +17,12 @@ import re
 import socket
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.constants import WORKER_HEARTBEAT_TTL_S, Keys
 from service.dev import manifests
@@ -34,7 +32,6 @@ from service.settings import ROOT, Settings
 from service.store.workers import WorkerRegistry
 from tests.processes import free_port
 
-TEST_REDIS_URL = "redis://127.0.0.1:6379/14"
 #: Peak worker RSS measured with ctranslate2 int8 and both default models (issue 6's note).
 MEASURED_WORKER_PEAK_RSS_BYTES = 799 * 10**6
 QUANTITY_BYTES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 10**3, "M": 10**6, "G": 10**9}
@@ -52,30 +49,6 @@ def rendered() -> dict[str, Objects]:
         return {overlay: manifests.render(overlay) for overlay in manifests.OVERLAYS}
     except manifests.KustomizeMissingError as error:
         pytest.skip(f"cannot render the manifests: {error}")
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Redis]:
-    """A client of the test database; the test is skipped when Redis is not there."""
-    client = Redis.from_url(TEST_REDIS_URL)
-    try:
-        await client.get("kurz-test-probe")
-    except (RedisConnectionError, OSError):
-        await client.aclose()
-        pytest.skip(f"these tests need Redis at {TEST_REDIS_URL}")
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def prefix(redis: Redis) -> AsyncIterator[str]:
-    """A key prefix of this test's own; its keys (and its SAQ queue's) are deleted afterwards."""
-    name = f"test-k8s-{uuid.uuid4().hex}"
-    yield name
-    for pattern in (f"{name}:*", f"saq:{name}:*", f"saq:job:{name}:*"):
-        keys = [key async for key in redis.scan_iter(match=pattern, count=500)]
-        if keys:
-            await redis.delete(*keys)
 
 
 def of_kind(objects: Objects, kind: str) -> Objects:
@@ -188,13 +161,15 @@ def test_probe_paths_are_routes_of_the_app(rendered: dict[str, Objects]) -> None
             assert command[1:] == ["-m", "service", "worker-alive"], f"{overlay}: {probe}"
 
 
-async def test_worker_liveness_follows_its_own_heartbeat(redis: Redis, prefix: str) -> None:
+async def test_worker_liveness_follows_its_own_heartbeat(
+    redis: Redis, prefix: str, redis_url: str
+) -> None:
     """The probe passes while a worker on this host beats, and fails once it stops or Redis is
     away; another host's worker does not count."""
     keys = Keys(prefix)
     host = socket.gethostname()
     registry = WorkerRegistry(redis, keys)
-    env = {**os.environ, "KURZ_REDIS_URL": TEST_REDIS_URL, "KURZ_KEY_PREFIX": prefix}
+    env = {**os.environ, "KURZ_REDIS_URL": redis_url, "KURZ_KEY_PREFIX": prefix}
     probe = [sys.executable, "-m", "service", "worker-alive"]
 
     async def probe_status() -> int:
