@@ -236,6 +236,11 @@ class JobQueue:
         job = await self.saq.job(key)
         if job is None:
             return None
+        if job.status == Status.ABORTING:
+            # Canceled before and its worker is stopping it: a second abort would take it off
+            # the active list (where the sweep looks) and, seen as not running, end it here
+            # while that worker still runs it, so a resubmit would run the article twice.
+            return CancelOutcome(view=view_of(job), pending=True)
         if job.status not in (Status.COMPLETE, Status.FAILED, Status.ABORTED):
             running = job.status == Status.ACTIVE
             await self.saq.abort(job, CANCELED_BY_CLIENT)

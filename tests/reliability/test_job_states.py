@@ -489,6 +489,8 @@ AFTER_CANCEL: dict[str, Callable[[JobStates], None]] = {
     "notice-abort": lambda m: m.notice_abort(0),
     "crash-and-sweep": lambda m: (m.crash(0), m.sweep()),
     "touch-then-succeed": lambda m: (m.touch(0), m.succeed(0)),
+    # A second DELETE must not end the job its worker still runs (a resubmit would run it twice).
+    "cancel-again-and-resubmit": lambda m: (m.cancel(0), m.enqueue(0)),
 }
 
 

@@ -7,7 +7,8 @@ a 5,000-character request into seconds of CPU.  Two rules per case:
 
 * absolute: at :data:`CASE_CHARS` characters (10,000 for the „„„ case, as in the issue), the
   worker's segmentation stage (split, then detect over the sentences) and the API's check
-  (detect over the lines) each take < 200 ms;
+  (detect over the lines) each cost at most a few times (:data:`MAX_TIMES_PLAIN`) what plain
+  German text of the same length costs them, measured in the same run;
 * growth: doubling the input from :data:`RATIO_CHARS` (a few ms of work) at most multiplies the
   time by 2.5, so the cost is linear, not quadratic, in the length.
 
@@ -46,8 +47,12 @@ CASE_CHARS = 5_000
 RATIO_CHARS = 1_000
 #: An adversarial article may cost this many times a plain German article of the same length,
 #: both measured in the same run (so a busy machine slows both alike).  Plain seed text costs
-#: about 130 ms per 5,000 characters here; the slow paths this suite found cost 50x and more.
-MAX_TIMES_PLAIN = 5.0
+#: the worker about 60 ms per 5,000 characters here and the API about 3 ms; the slow paths this
+#: suite found cost 50x and more.  The API's check pays a fixed few microseconds per line, so
+#: 5,000 characters of one-letter lines cost it 5x plain text (15 ms) when the machine is idle
+#: and up to 7x when it is busy: linear, harmless, and well below the slow paths, so its bound
+#: is wider.  The worker's stays tight: splitting line by line once cost it 9x.
+MAX_TIMES_PLAIN = {"worker": 5.0, "api": 10.0}
 MAX_GROWTH = 2.5
 ABSOLUTE_REPEATS = 3
 RATIO_REPEATS = 7
@@ -176,8 +181,8 @@ def plain_ms() -> dict[tuple[str, int], float]:
 def test_adversarial_text_is_segmented_fast_and_linearly(
     case: Case, figures: Figures, plain_ms: dict[tuple[str, int], float]
 ) -> None:
-    """An adversarial article costs at most 5x plain text of its length to split and
-    classify, and doubling it at most 2.5x."""
+    """An adversarial article costs at most 5x plain text of its length to split (10x for the
+    API's line check), and doubling it at most 2.5x."""
     full = case.build(case.chars)
     small, double = case.build(RATIO_CHARS), case.build(2 * RATIO_CHARS)
     assert len(full) == case.chars and len(small) == RATIO_CHARS and len(double) == 2 * RATIO_CHARS
@@ -185,7 +190,7 @@ def test_adversarial_text_is_segmented_fast_and_linearly(
     measured: dict[str, Any] = {"chars": case.chars, "sentences": sentences}
     failures: list[str] = []
     for stage, work in STAGES.items():
-        limit_ms = MAX_TIMES_PLAIN * plain_ms[(stage, case.chars)]
+        limit_ms = MAX_TIMES_PLAIN[stage] * plain_ms[(stage, case.chars)]
         absolute = growth = math.inf
         small_ms = double_ms = 0.0
         # A load burst can spoil a round of timings; a slow or quadratic cost spoils every round.
@@ -200,7 +205,7 @@ def test_adversarial_text_is_segmented_fast_and_linearly(
             if absolute < limit_ms and growth <= MAX_GROWTH:
                 break
         measured[f"{stage}_ms"] = round(absolute, 1)
-        measured[f"{stage}_plain_ms"] = round(limit_ms / MAX_TIMES_PLAIN, 1)
+        measured[f"{stage}_plain_ms"] = round(limit_ms / MAX_TIMES_PLAIN[stage], 1)
         measured[f"{stage}_{RATIO_CHARS}_ms"] = round(small_ms, 3)
         measured[f"{stage}_{2 * RATIO_CHARS}_ms"] = round(double_ms, 3)
         measured[f"{stage}_growth"] = round(growth, 2)
