@@ -69,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run_load_1m_start": round(os.getloadavg()[0], 2),
         "run_python": platform.python_version(),
     }
+    warning = load_warning(figures["run_load_1m_start"], figures["run_cpu_count"])
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
+        figures["run_load_warning"] = warning
     sections: dict[str, Figures] = {}
     failed = False
     started = time.perf_counter()
@@ -97,6 +101,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     output.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     print(f"\n{len(figures)} figures written to {output}")
     return 1 if failed else 0
+
+
+#: A 1-minute load average above this many runnable processes per core at the start means
+#: something else is using the machine: speed figures come out low and noisy.
+HIGH_LOAD_PER_CORE = 0.5
+
+
+def load_warning(load_1m: float, cores: int) -> str | None:
+    """What to tell whoever started a run on a busy machine, or None when it is quiet."""
+    if load_1m <= HIGH_LOAD_PER_CORE * cores:
+        return None
+    return (
+        f"the load average is {load_1m:.2f} on {cores} cores at the start: other work is "
+        "running, so speeds will be low and noisy; quote figures with this load "
+        "(run_load_1m_start in the figures file) or run again on a quiet machine"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -244,12 +244,13 @@ class JobQueue:
         if job.status not in (Status.COMPLETE, Status.FAILED, Status.ABORTED):
             running = job.status == Status.ACTIVE
             await self.saq.abort(job, CANCELED_BY_CLIENT)
-            if job.status == Status.ABORTING and running:
+            after: Status = job.status  # abort sets it: ABORTING, or ABORTED if it was waiting
+            if after == Status.ABORTING and running:
                 # SAQ takes a running job off the active list here; its worker finishes it
                 # within a second.  Kept listed, a sweep finds it if that worker is dead and
                 # makes it terminal (``service.queue.sweep``); otherwise nothing ever would.
                 await self._relist_aborting(keys=[job.id, self.saq.namespace("active")])
-            elif job.status == Status.ABORTING:
+            elif after == Status.ABORTING:
                 # Waiting out a retry delay (scheduled, so not on the waiting list SAQ looked
                 # in): no worker holds it, so it is canceled here and now.
                 await self.saq.finish(job, Status.ABORTED, error=CANCELED_BY_CLIENT)
