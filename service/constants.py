@@ -82,13 +82,16 @@ class Keys:
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}:worker:{worker_id}"
 
-    def workers_pattern(self) -> str:
-        return f"{self.prefix}:worker:*"
+    def workers_alive(self) -> str:
+        """The live workers: a sorted set of worker ids scored by when their heartbeat runs
+        out, so readiness and metrics ask one ZRANGE/ZCOUNT instead of SCANning the keyspace
+        (which a month of sentence cache makes tens of thousands of round trips)."""
+        return f"{self.prefix}:workers"
 
     def worker_host(self, hostname: str) -> str:
         """A host's heartbeat, renewed with its workers' own, for the container's liveness probe
         (one EXISTS, where finding ``worker(<hostname>-<pid>-<suffix>)`` would take a SCAN).
-        Its kind is ``worker-host``, not ``worker:``, so ``workers_pattern`` never counts it."""
+        Its kind is ``worker-host``, not ``worker:``: it is no worker's record."""
         return f"{self.prefix}:worker-host:{hostname}"
 
     def models(self) -> str:

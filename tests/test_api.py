@@ -41,6 +41,7 @@ from service.queue import JobQueue, Status
 from service.schemas import ModelInfo, Result
 from service.settings import ROOT, Settings
 from service.store.cache import ResultCache, result_key
+from service.store.workers import WorkerRegistry
 from service.text.glossary_files import load_default_glossary
 from tests.processes import environ_without_kurz
 
@@ -124,14 +125,8 @@ async def announce_models(redis: Redis, prefix: str) -> None:
 
 
 async def heartbeat(redis: Redis, prefix: str, worker_id: str = "worker-1") -> None:
-    """Write a worker heartbeat key, with its TTL, as a live worker does."""
-    record = {
-        "id": worker_id,
-        "host": "test",
-        "pid": 1,
-        "models": msgspec.to_builtins(WORKER_MODELS),
-    }
-    await redis.set(Keys(prefix).worker(worker_id), json.dumps(record), ex=15)
+    """Beat as a live worker does (its record and its entry among the live workers)."""
+    await WorkerRegistry(redis, Keys(prefix)).beat(worker_id, WORKER_MODELS)
 
 
 def expected_key(text: str, style: str = "standard") -> str:

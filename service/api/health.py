@@ -61,8 +61,9 @@ async def health_ready(services: ServicesDep) -> Readiness:
     tags=["health"],
 )
 async def metrics(request: Request[Any, Any, Any], services: ServicesDep) -> Response[bytes]:
-    """``GET /metrics``: cluster series are read from Redis now, not cached."""
-    snapshot = await read_snapshot(services.queue, services.workers, services.stats)
-    services.metrics.update(snapshot)
+    """``GET /metrics``: cluster series from a Redis snapshot at most a few seconds old."""
+    await services.metrics.refresh(
+        lambda: read_snapshot(services.queue, services.workers, services.stats)
+    )
     body, content_type = services.metrics.render(request.headers.get("accept", ""))
     return Response(body, headers={"content-type": content_type})

@@ -11,13 +11,16 @@ Two kinds of series live here:
   workers, and the counters every worker adds to the ``Keys.stats()`` hash (jobs, sentences,
   seconds per pipeline stage).  Reading them at scrape time makes every API replica report the
   same cluster-wide numbers, and a scrape while Redis is down still answers (``kurz_redis_up 0``).
+  A snapshot serves the scrapes of the next :data:`SNAPSHOT_MAX_AGE_S` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from litestar.enums import ScopeType
@@ -42,6 +45,9 @@ from service.store.workers import WorkerRegistry
 __all__ = ["ApiMetrics", "ClusterSnapshot", "MetricsMiddleware", "read_snapshot"]
 
 NAMESPACE = "kurz"
+#: How long one Redis snapshot answers scrapes: far below any scrape interval, so one scraper
+#: always sees fresh figures, while many scrapers or a scrape loop cost Redis little.
+SNAPSHOT_MAX_AGE_S = 2.0
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 #: Request latency buckets: from cache hits (ms) to ``wait=60`` long polls.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -148,9 +154,20 @@ class ApiMetrics:
         )
         self._cluster = _ClusterCollector()
         self.registry.register(self._cluster)
+        self._taken = -math.inf
+        self._refreshing = asyncio.Lock()
 
     def update(self, snapshot: ClusterSnapshot) -> None:
         self._cluster.snapshot = snapshot
+        self._taken = time.monotonic()
+
+    async def refresh(self, read: Callable[[], Awaitable[ClusterSnapshot]]) -> None:
+        """Take a new cluster snapshot with ``read`` unless the last is younger than
+        :data:`SNAPSHOT_MAX_AGE_S`: several scrapers (an HA Prometheus pair, a dashboard) then
+        cost Redis one snapshot per interval, not one each.  Concurrent scrapes share a read."""
+        async with self._refreshing:
+            if time.monotonic() - self._taken >= SNAPSHOT_MAX_AGE_S:
+                self.update(await read())
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """Everything in this registry, in the format the scraper asks for, and its media type.

@@ -1,7 +1,13 @@
 """The worker registry: who is alive (heartbeats) and which models they run (the models record).
 
-Each worker rewrites its heartbeat key every ``WORKER_HEARTBEAT_INTERVAL_S`` with a TTL of
-``WORKER_HEARTBEAT_TTL_S``: a worker is alive while its key exists.  The models record holds the
+Each worker rewrites its heartbeat every ``WORKER_HEARTBEAT_INTERVAL_S``: its record (host, pid,
+models) under its own key with a TTL of ``WORKER_HEARTBEAT_TTL_S``, and its id in one sorted set
+(``Keys.workers_alive``) scored by the time that heartbeat runs out.  A worker is alive while its
+score lies in the future; readers drop the entries of workers that stopped beating, so the set
+stays as small as the deployment.  Nothing SCANs the keyspace: readiness, metrics and the
+container probes cost one or two commands however large the caches grow.  Scores are the
+workers' wall clocks, compared with the reader's: hosts' clocks must agree to within a few
+seconds (NTP), far less than the heartbeat's 15 s.  The models record holds the
 model ids and revisions the workers announced at start-up; the API folds them into cache keys,
 so a model upgrade never serves an old summary.
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 
 import msgspec
 import structlog
@@ -66,11 +73,15 @@ class WorkerRegistry:
             "pid": os.getpid(),
             "models": msgspec.to_builtins(models),
         }
+        expires = time.time() + WORKER_HEARTBEAT_TTL_S
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(
                 self.keys.worker(worker_id), msgspec.json.encode(record), ex=WORKER_HEARTBEAT_TTL_S
             )
             pipe.set(self.keys.worker_host(host), worker_id, ex=WORKER_HEARTBEAT_TTL_S)
+            pipe.zadd(self.keys.workers_alive(), {worker_id: expires})
+            # The set itself goes once every worker has stopped beating.
+            pipe.expire(self.keys.workers_alive(), WORKER_HEARTBEAT_TTL_S)
             await pipe.execute()
 
     async def remove(self, worker_id: str) -> None:
@@ -80,9 +91,10 @@ class WorkerRegistry:
         writes it again within ``WORKER_HEARTBEAT_INTERVAL_S``, well inside a liveness probe's
         failure threshold; in a container there is one worker per host.
         """
-        await self.redis.delete(
-            self.keys.worker(worker_id), self.keys.worker_host(socket.gethostname())
-        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.keys.worker(worker_id), self.keys.worker_host(socket.gethostname()))
+            pipe.zrem(self.keys.workers_alive(), worker_id)
+            await pipe.execute()
 
     async def host_alive(self, hostname: str) -> bool:
         """Whether a worker on ``hostname`` has beaten within ``WORKER_HEARTBEAT_TTL_S``."""
@@ -112,32 +124,14 @@ class WorkerRegistry:
             return None
 
     async def live(self, limit: int = 1000) -> list[str]:
-        """Ids of the workers whose heartbeat key has not expired, sorted."""
-        keys: list[bytes | str] = []
-        async for key in self.redis.scan_iter(match=self.keys.workers_pattern(), count=100):
-            keys.append(key)
-            if len(keys) >= limit:
-                break
-        if not keys:
-            return []
-        records = await self.redis.mget(keys)
-        return sorted(_worker_id(key, record) for key, record in zip(keys, records, strict=True))
+        """Ids of the workers whose heartbeat has not run out, sorted (at most ``limit``)."""
+        now = time.time()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(self.keys.workers_alive(), "-inf", now)
+            pipe.zrangebyscore(self.keys.workers_alive(), now, "+inf", start=0, num=limit)
+            _, members = await pipe.execute()
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
 
     async def count(self) -> int:
         """How many workers have a fresh heartbeat."""
-        workers = 0
-        async for _ in self.redis.scan_iter(match=self.keys.workers_pattern(), count=100):
-            workers += 1
-        return workers
-
-
-def _worker_id(key: bytes | str, record: bytes | None) -> str:
-    """The id a heartbeat record names, else the key's last part."""
-    fallback = (key.decode() if isinstance(key, bytes) else key).rsplit(":", 1)[-1]
-    if record is None:
-        return fallback
-    try:
-        decoded = msgspec.json.decode(record)
-    except msgspec.DecodeError:
-        return fallback
-    return str(decoded.get("id", fallback)) if isinstance(decoded, dict) else fallback
+        return int(await self.redis.zcount(self.keys.workers_alive(), time.time(), "+inf"))

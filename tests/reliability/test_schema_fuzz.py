@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -197,8 +197,8 @@ async def _seed(app_settings: Settings) -> dict[str, str]:
 
     try:
         # A worker's heartbeat, so /health/ready has every dependency it asks for.
-        record = {"id": "fuzz-worker", "host": "test", "pid": 1}
-        await redis.set(keys.worker("fuzz-worker"), json.dumps(record), ex=3600)
+        # Alive for the whole run (a real worker's heartbeat lasts 15 s and is renewed).
+        await redis.zadd(keys.workers_alive(), {"fuzz-worker": time.time() + 3600})
         await redis.set(keys.models(), msgspec.json.encode(MODELS), ex=3600)
 
         key = await submit("running")
