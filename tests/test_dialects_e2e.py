@@ -172,7 +172,7 @@ def test_deepl_client_wrong_key_and_unsupported_target(stack: Stack) -> None:
         ({"target_lang": "EN"}, 400, "'text'"),
         ({"text": "Hallo", "target_lang": "FR"}, 400, "'target_lang' not supported: FR"),
         ({"text": "Hallo", "target_lang": "EN", "source_lang": "FR"}, 400, "'source_lang'"),
-        ({"text": "Hallo", "target_lang": "EN", "glossary_id": "g1"}, 400, "glossaries"),
+        ({"text": "Hallo", "target_lang": "EN", "glossary_id": "g1"}, 400, "source_lang"),
         ({"text": "x" * 50001, "target_lang": "EN"}, 413, "Too Large"),
         (
             {"text": "The government passed a new law on Wednesday evening.", "target_lang": "EN"},

@@ -1,5 +1,6 @@
 """Glossaries through the running service: the official ``deepl`` client against a real API
-process, and articles translated end to end by a real worker on the tiny models."""
+process, and articles and translate-endpoint texts translated end to end by a real worker on the
+tiny models."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from typing import Any
 import deepl
 import httpx
 import pytest
+import redis as redis_sync
 from redis.asyncio import Redis
 
 from service.constants import Keys
 from service.schemas import ModelInfo
 from service.settings import ROOT
 from service.store.cache import RedisSentenceCache
+from service.store.workers import WorkerRegistry
 from service.text.glossary import Glossary
 from service.text.glossary_files import load_default_glossary
 from service.text.glossary_terms import apply_to_source, repair_output
@@ -272,3 +275,129 @@ def test_the_default_glossary_is_readable_by_all_and_deletable_by_none(
         assert entries == {e.source: e.target for e in default_glossary.entries}
     with pytest.raises(deepl.AuthorizationException):
         translator(stack).delete_glossary("default")
+
+
+# --- the translate endpoints ------------------------------------------------------------------
+
+#: Sentences no other test of this module translates, so the sentence cache entries a test
+#: writes for them are its own.
+LAWROW_LANE = "Lawrow sprach am Donnerstag in Genf lange mit den Unterhändlern der Gegenseite."
+PESKOW_LANE = "Peskow sagte am Freitag in Moskau, der Kreml prüfe den Vorschlag sehr genau."
+
+
+async def model_said(stack: Stack, entries: dict[str, str], german: str, english: str) -> None:
+    """Put ``english`` in the sentence cache as the model's translation of ``german`` once the
+    glossary's English forms are written in, as a real model that spelled the name the German
+    way again would have left it (the tiny models write gibberish with no name at all)."""
+    made = Glossary.create(
+        name="x",
+        source_lang="DE",
+        target_lang="EN",
+        entries="\n".join(f"{s}\t{t}" for s, t in entries.items()),
+    )
+    rewritten = apply_to_source(german, made).text
+    assert rewritten != german
+    client = Redis.from_url(stack.redis_url)
+    try:
+        models = await WorkerRegistry(client, Keys(PREFIX)).models()
+        assert models is not None
+        cache = RedisSentenceCache(client, Keys(PREFIX), models["translation"], 600)
+        await cache.set_many([(rewritten, english)])
+    finally:
+        await client.aclose()
+
+
+def lane_jobs(stack: Stack) -> set[bytes]:
+    """The translate lane's job records in the stack's Redis."""
+    client = redis_sync.Redis.from_url(stack.redis_url)
+    try:
+        pattern = f"saq:job:{Keys(PREFIX).translate_queue_name}:*"
+        return set(client.scan_iter(match=pattern, count=500))
+    finally:
+        client.close()
+
+
+async def test_the_deepl_client_translates_with_its_glossary_and_only_when_named(
+    stack: Stack,
+) -> None:
+    """``translate_text(..., glossary=...)``: the German name comes out in the glossary's
+    English form (the model's German spelling repaired), without a glossary it does not (the
+    server's default is not applied unless named as ``default``), and with, without and
+    ``default`` are three lane results, a repeat served from its own."""
+    client = translator(stack)
+    entries = {"Lawrow": "Lavrov"}
+    made = client.create_glossary("lane", "DE", "EN", entries)
+    await model_said(stack, entries, LAWROW_LANE, "Lawrow spoke at length in Geneva on Thursday.")
+    before = lane_jobs(stack)
+    own = client.translate_text(LAWROW_LANE, source_lang="DE", target_lang="EN-GB", glossary=made)
+    plain = client.translate_text(LAWROW_LANE, source_lang="DE", target_lang="EN-GB")
+    default = client.translate_text(
+        LAWROW_LANE, source_lang="DE", target_lang="EN-GB", glossary="default"
+    )
+    assert own.text == "Lavrov spoke at length in Geneva on Thursday."
+    assert default.text == own.text
+    assert "Lavrov" not in plain.text and plain.text != own.text
+    assert len(lane_jobs(stack) - before) == 3
+    again = client.translate_text(
+        LAWROW_LANE, source_lang="DE", target_lang="EN-GB", glossary=made.glossary_id
+    )
+    assert again.text == own.text
+    assert len(lane_jobs(stack) - before) == 3
+
+
+def test_deepl_translate_refuses_others_unknown_and_sourceless_glossaries(stack: Stack) -> None:
+    """Another key's glossary and an unknown id are DeepL's 404 (the client's DeepLException
+    with that status); a glossary_id without source_lang is DeepL's 400."""
+    made = translator(stack).create_glossary("private", "DE", "EN", {"Lawrow": "Lavrov"})
+    for key, glossary_id in ((KEY_B, made.glossary_id), (KEY_A, "no-such-glossary")):
+        with pytest.raises(deepl.DeepLException) as refused:
+            translator(stack, key).translate_text(
+                LAWROW_LANE, source_lang="DE", target_lang="EN-GB", glossary=glossary_id
+            )
+        assert refused.value.http_status_code == 404
+        assert glossary_id in str(refused.value)
+    sourceless = httpx.post(
+        f"{stack.base_url}/v2/translate",
+        data={"text": LAWROW_LANE, "target_lang": "EN-GB", "glossary_id": made.glossary_id},
+        headers={"Authorization": f"DeepL-Auth-Key {KEY_A}"},
+        timeout=90,
+    )
+    assert sourceless.status_code == 400
+    assert "source_lang" in sourceless.json()["message"]
+
+
+async def test_libretranslate_takes_glossary_id_in_json_and_form(stack: Stack) -> None:
+    """A plain LibreTranslate request with ``glossary_id`` gets the English form, as JSON and
+    as a form, HTML included; without it the German name is not rewritten, and another key's
+    glossary is 404 ``{"error"}``."""
+    entries = {"Peskow": "Peskov"}
+    made = translator(stack).create_glossary("libre", "DE", "EN", entries)
+    await model_said(stack, entries, PESKOW_LANE, "Peskow said the Kremlin was examining it.")
+    body = {"q": PESKOW_LANE, "source": "de", "target": "en", "api_key": KEY_A}
+    with_json = lt_translate(stack, json={**body, "glossary_id": made.glossary_id})
+    with_form = lt_translate(stack, data={**body, "glossary_id": made.glossary_id})
+    without = lt_translate(stack, json=body)
+    assert with_json.status_code == with_form.status_code == without.status_code == 200
+    assert with_json.json()["translatedText"] == "Peskov said the Kremlin was examining it."
+    assert with_form.json() == with_json.json()
+    assert "Peskov" not in without.json()["translatedText"]
+    html = lt_translate(
+        stack,
+        json={
+            **body,
+            "q": f"<p><b>{PESKOW_LANE}</b></p>",
+            "format": "html",
+            "glossary_id": made.glossary_id,
+        },
+    )
+    assert html.status_code == 200
+    marked = html.json()["translatedText"]
+    assert marked.startswith("<p>") and marked.endswith("</p>") and "<b>" in marked
+    assert "Peskow" not in marked
+    other = lt_translate(stack, json={**body, "api_key": KEY_B, "glossary_id": made.glossary_id})
+    assert other.status_code == 404
+    assert set(other.json()) == {"error"}
+
+
+def lt_translate(stack: Stack, **kwargs: Any) -> httpx.Response:
+    return httpx.post(f"{stack.base_url}/translate", timeout=90, **kwargs)

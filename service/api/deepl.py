@@ -5,6 +5,11 @@ Errors come in DeepL's shape, ``{"message": ...}``, with its statuses: 400 bad r
 missing or wrong key, 404 unknown path below ``/v2``, 413 a request over the character limit,
 429 too many requests (with ``Retry-After``), 456 the month's characters spent, 503 the
 translation not done in time.  Characters are counted per key and month (``/v2/usage``).
+
+``glossary_id`` names one of the key's glossaries (``/v2/glossaries``) or the server's default
+(``default``); as in DeepL it needs ``source_lang`` (400 without it), and an id the key does not
+own answers 404, as DeepL answers a missing glossary.  Without it no glossary is applied, not
+even the server's default: DeepL clients expect a glossary only when they name one.
 """
 
 from __future__ import annotations
@@ -15,15 +20,17 @@ import structlog
 from litestar import Request, Response, Router, get, post
 
 from service.api.deps import ServicesDep
-from service.api.keys import presented_key
+from service.api.keys import Caller, presented_key
 from service.api.problems import problem_for
 from service.api.services import Services
 from service.api.translate_lane import (
     Params,
     foreign_language,
     identify,
+    lane_glossary,
     lane_translate,
     read_params,
+    requested_glossary_id,
     too_many,
 )
 from service.errors import ApiProblem
@@ -52,9 +59,10 @@ def deepl_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
     return Response({"message": message}, status_code=problem.status, headers=dict(problem.headers))
 
 
-async def _admit(request: Request[Any, Any, Any], services: Services, params: Params) -> str:
-    """The caller's usage subject; 403 without a valid key (when keys are on), 429 over the
-    rate.  The key comes as ``DeepL-Auth-Key`` (or ``auth_key``, DeepL's older parameter)."""
+async def _admit(request: Request[Any, Any, Any], services: Services, params: Params) -> Caller:
+    """The caller (``client`` is its usage subject); 403 without a valid key (when keys are
+    on), 429 over the rate.  The key comes as ``DeepL-Auth-Key`` (or ``auth_key``, DeepL's
+    older parameter)."""
     key = presented_key(request.headers)
     legacy = params.get("auth_key")
     if key is None and isinstance(legacy, str) and legacy:
@@ -71,7 +79,7 @@ async def _admit(request: Request[Any, Any, Any], services: Services, params: Pa
                 "Too many requests, please wait and resend your request.",
                 {"Retry-After": str(decision.reset_after_s)},
             )
-    return caller.client
+    return caller
 
 
 async def _params(request: Request[Any, Any, Any]) -> Params:
@@ -90,7 +98,8 @@ def _flag(params: Params, name: str) -> bool:
 async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> dict[str, Any]:
     """DeepL's ``POST /v2/translate``: German texts to English, in order."""
     params = await _params(request)
-    subject = await _admit(request, services, params)
+    caller = await _admit(request, services, params)
+    subject = caller.client
     texts = [str(text) for text in params.getall("text")]
     if not texts:
         raise _error(400, "Value for 'text' not supported.")
@@ -106,11 +115,13 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
     tag_handling = params.get("tag_handling")
     if tag_handling not in (None, "", "html"):
         raise _error(400, f"Value for 'tag_handling' not supported: {tag_handling}.")
-    if params.get("glossary_id"):
-        raise _error(400, "glossaries are not available")
     split = str(params.get("split_sentences") or "1").lower()
     if split not in ("0", "1", "nonewlines"):
         raise _error(400, f"Value for 'split_sentences' not supported: {split}.")
+    glossary_id = requested_glossary_id(params)
+    if glossary_id is not None and source is None:
+        raise _error(400, "A glossary_id needs source_lang: set source_lang to DE.")
+    glossary = await lane_glossary(services, glossary_id, caller)
     if (problem := too_many(services, texts)) is not None:
         raise _error(413, f"Request Entity Too Large: {problem}")
     characters = sum(len(text) for text in texts)
@@ -122,7 +133,9 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
         foreign = foreign_language(texts)
         if foreign is not None and not services.settings.translate_allow_non_german:
             raise _error(400, f"Detected source language {foreign.upper()} is not supported.")
-    outcome = await lane_translate(services, texts, html=tag_handling == "html", split=split)
+    outcome = await lane_translate(
+        services, texts, html=tag_handling == "html", split=split, glossary=glossary
+    )
     await usage.add(subject, characters)
     return {
         "translations": [
@@ -163,7 +176,7 @@ async def usage(request: Request[Any, Any, Any], services: ServicesDep) -> dict[
     """DeepL's ``GET /v2/usage``: characters translated this month for the key, and the limit
     when ``KURZ_TRANSLATE_MONTHLY_CHAR_LIMIT`` sets one."""
     params = await _params(request)
-    subject = await _admit(request, services, params)
+    subject = (await _admit(request, services, params)).client
     count = await CharacterUsage(services.redis, services.keys).count(subject)
     body = {"character_count": count}
     if services.settings.translate_monthly_char_limit:

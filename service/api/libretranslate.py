@@ -7,6 +7,11 @@ are LibreTranslate's: ``{"error": "..."}`` with its statuses and wording (400 fo
 parameter, an unsupported language or format, a text over the limit, a missing key; 403 for a
 wrong key; 429 "Slowdown: ..."; 500 "Cannot translate text: ...").  Every answer carries
 LibreTranslate's CORS headers, and preflights are answered, so browser clients work too.
+
+One extension: ``glossary_id`` on ``/translate`` names one of the key's glossaries (made with
+DeepL's ``/v2/glossaries``) or the server's default (``default``); another key's or a missing
+one answers 404 ``{"error": ...}``.  Without it no glossary is applied (LibreTranslate's clients
+know of none), and ``source`` may stay ``auto``: only German is translated here anyway.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from litestar import Request, Response, Router, get, post
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import ServicesDep
+from service.api.keys import Caller
 from service.api.problems import problem_for
 from service.api.translate_lane import (
     Params,
     foreign_language,
     identify,
+    lane_glossary,
     lane_translate,
     read_params,
+    requested_glossary_id,
 )
 from service.errors import ApiProblem
 from service.text.language import rank_languages
@@ -67,8 +75,9 @@ async def _params(request: Request[Any, Any, Any]) -> Params:
         raise _error(400, "Invalid JSON format") from None
 
 
-async def _admit(request: Request[Any, Any, Any], services: Any, params: Params) -> None:
-    """LibreTranslate's access check: a wrong key 403, a missing one 400, then the rate."""
+async def _admit(request: Request[Any, Any, Any], services: Any, params: Params) -> Caller:
+    """LibreTranslate's access check: a wrong key 403, a missing one 400, then the rate; the
+    caller (whose glossaries a request may name)."""
     key = params.get("api_key")
     key = key if isinstance(key, str) and key else None
     if services.api_keys.enabled:
@@ -87,6 +96,7 @@ async def _admit(request: Request[Any, Any, Any], services: Any, params: Params)
             f"Slowdown: {decision.limit} per 1 minute",
             {"Retry-After": str(decision.reset_after_s)},
         )
+    return caller
 
 
 def _required(params: Params, name: str) -> Any:
@@ -100,7 +110,7 @@ def _required(params: Params, name: str) -> Any:
 async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> dict[str, Any]:
     """LibreTranslate's ``POST /translate``: German to English, ``q`` a text or a list."""
     params = await _params(request)
-    await _admit(request, services, params)
+    caller = await _admit(request, services, params)
     q = _required(params, "q")
     source = str(_required(params, "source")).lower()
     target = str(_required(params, "target")).lower()
@@ -121,6 +131,11 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
         raise _error(400, f"{target} is not supported")
     if text_format not in ("text", "html"):
         raise _error(400, f"{text_format} format is not supported")
+    try:
+        glossary_id = requested_glossary_id(params)
+    except ApiProblem:
+        raise _error(400, "Invalid request: glossary_id is not a string") from None
+    glossary = await lane_glossary(services, glossary_id, caller)
     detected: list[dict[str, Any]] = []
     if source == "auto":
         for text in texts:
@@ -131,7 +146,7 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
         if foreign is not None and not services.settings.translate_allow_non_german:
             raise _error(400, f"{foreign} is not supported")
     outcome = await lane_translate(
-        services, texts, html=text_format == "html", alternatives=alternatives
+        services, texts, html=text_format == "html", alternatives=alternatives, glossary=glossary
     )
     body: dict[str, Any] = {
         "translatedText": outcome.translations if batch else outcome.translations[0]

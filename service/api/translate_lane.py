@@ -4,6 +4,11 @@ key, and the translate lane they wait on.
 Both dialects' clients send parameters every way HTTP allows: JSON bodies, form-encoded and
 multipart bodies, query strings, and (DeepL's official client, for ``/v2/languages``) a form
 body on a GET.  :func:`read_params` folds them into one lookup, body first.
+
+``glossary_id`` (DeepL's parameter; an extension on LibreTranslate's ``/translate``) is resolved
+by :func:`lane_glossary`.  Unlike ``/summarize``, the translate endpoints apply no glossary
+unless one is named: a DeepL client expects none unless it asks, and a LibreTranslate client
+knows of none.  The server's default is used when asked for by its id, ``default``.
 """
 
 from __future__ import annotations
@@ -17,14 +22,23 @@ from typing import Any
 import msgspec
 from litestar import Request
 
+from service.api.glossary_use import GlossaryChoice, choose_glossary, owner_of
 from service.api.keys import PUBLIC_CLIENT, Caller
 from service.api.services import Services
 from service.api.submission import current_models
 from service.errors import ApiProblem
-from service.queue import LaneOutcome, TranslatePayload, TranslateQueue
+from service.queue import LaneGlossary, LaneOutcome, TranslatePayload, TranslateQueue
 from service.text.language import MIN_LETTERS, detect_language
 
-__all__ = ["Params", "foreign_language", "identify", "lane_translate", "read_params"]
+__all__ = [
+    "Params",
+    "foreign_language",
+    "identify",
+    "lane_glossary",
+    "lane_translate",
+    "read_params",
+    "requested_glossary_id",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +93,27 @@ def identify(services: Services, request: Request[Any, Any, Any], key: str | Non
     return caller if services.api_keys.enabled else Caller(PUBLIC_CLIENT, caller.rate_subject)
 
 
+def requested_glossary_id(params: Params) -> str | None:
+    """The ``glossary_id`` a request names; None when it names none (absent, empty, or JSON
+    ``null``).  Anything but a string is a 400 (each dialect words it its own way)."""
+    value = params.get("glossary_id")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiProblem(400, "invalid_glossary_id", "Value for 'glossary_id' not supported.")
+    return value
+
+
+async def lane_glossary(
+    services: Services, glossary_id: str | None, caller: Caller
+) -> GlossaryChoice | None:
+    """The glossary a translate request names: one of the caller's, or the server's default
+    by its id; ``GlossaryNotFoundError`` (404) for another caller's or a missing one."""
+    if glossary_id is None:
+        return None
+    return await choose_glossary(services, glossary_id, owner_of(caller))
+
+
 async def lane_translate(
     services: Services,
     texts: Sequence[str],
@@ -86,13 +121,22 @@ async def lane_translate(
     html: bool = False,
     alternatives: int = 0,
     split: str = "1",
+    glossary: GlossaryChoice | None = None,
 ) -> LaneOutcome:
     """Translate ``texts`` on the lane and wait (``KURZ_TRANSLATE_WAIT_S``).
 
-    The job key digests the translation model and the request, so identical requests share
-    one job, and a model upgrade never answers from an old one.
+    The job key digests the translation model and the request, glossary id and digest
+    included, so identical requests share one job, the same texts with another glossary (or
+    none) are another, and a model upgrade never answers from an old one.
     """
-    payload = TranslatePayload(texts=list(texts), html=html, alternatives=alternatives, split=split)
+    reference = (
+        LaneGlossary(glossary_id=glossary.glossary_id, digest=glossary.digest, owner=glossary.owner)
+        if glossary is not None
+        else None
+    )
+    payload = TranslatePayload(
+        texts=list(texts), html=html, alternatives=alternatives, split=split, glossary=reference
+    )
     models = await current_models(services)
     material = msgspec.json.encode([models["translation"], payload])
     key = "translate:" + hashlib.sha256(material).hexdigest()

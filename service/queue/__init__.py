@@ -12,7 +12,7 @@ this package imports SAQ (an import-linter contract keeps it so).
 
 from service.queue.draining import DrainingQueue, DrainingWorker, TaskContext, make_worker
 from service.queue.jobs import CancelOutcome, Job, JobPayload, JobQueue, Status
-from service.queue.lane import LaneOutcome, TranslatePayload, TranslateQueue
+from service.queue.lane import LaneGlossary, LaneOutcome, TranslatePayload, TranslateQueue
 from service.queue.views import finished_view, job_links, status_of, view_of
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Job",
     "JobPayload",
     "JobQueue",
+    "LaneGlossary",
     "LaneOutcome",
     "Status",
     "TaskContext",

@@ -7,6 +7,12 @@ one-sentence request is taken at once even while every article slot is busy.
 
 A job's key is its content key: identical texts asked together share one job, and asked again
 within ``TRANSLATE_RECORD_TTL_S`` they are answered from the finished job's record.
+
+A request with a glossary names it by reference (:class:`LaneGlossary`: id, content digest,
+owner), not by its entries: the worker loads it from the glossary store (or its default), as the
+article worker does.  A glossary may hold 10,000 entries (up to 10 MiB); carried in the payload
+it would be written into every lane job record and kept for an hour, and re-encoded for every
+one-sentence request.  Glossaries are immutable, so an id and digest name one content exactly.
 """
 
 from __future__ import annotations
@@ -26,14 +32,24 @@ from service.constants import (
     TRANSLATE_TASK,
     Keys,
 )
-from service.errors import LaneFailedError, LaneTimeoutError
+from service.errors import GlossaryNotFoundError, LaneFailedError, LaneTimeoutError
 
-__all__ = ["LaneOutcome", "TranslatePayload", "TranslateQueue"]
+__all__ = ["LaneGlossary", "LaneOutcome", "TranslatePayload", "TranslateQueue"]
 
 #: Seconds between looks at a job the API waits for: first quickly (most lane jobs take tens
 #: of milliseconds), then backing off to this ceiling.
 _POLL_FIRST_S = 0.01
 _POLL_MAX_S = 0.1
+
+
+class LaneGlossary(msgspec.Struct, frozen=True, kw_only=True):
+    """The glossary a lane job applies, by reference: its id, the content digest the API saw
+    (part of the job key, so the same texts with another glossary, or none, are another job),
+    and its owner (None: the server's default glossary)."""
+
+    glossary_id: str
+    digest: str
+    owner: str | None = None
 
 
 class TranslatePayload(msgspec.Struct, kw_only=True):
@@ -45,6 +61,8 @@ class TranslatePayload(msgspec.Struct, kw_only=True):
     #: DeepL's ``split_sentences``: "1" (sentences and newlines), "nonewlines" (sentences
     #: only: a line break is a space) or "0" (each text is one unit).
     split: str = "1"
+    #: Applied to the sentences before translation and checked after (``GlossaryRun``).
+    glossary: LaneGlossary | None = None
 
 
 class LaneOutcome(msgspec.Struct, kw_only=True):
@@ -77,6 +95,9 @@ class TranslateQueue:
             delay = min(delay * 2, _POLL_MAX_S)
             job = await self.saq.job(key) or await self._submit(key, payload)
         if job.status != Status.COMPLETE:
+            if payload.glossary is not None and _failed_for_glossary(job):
+                # Deleted between the API's check and the worker's load: the client's 404.
+                raise GlossaryNotFoundError(payload.glossary.glossary_id)
             raise LaneFailedError(job.error or "the translation job failed")
         return msgspec.convert(job.result, LaneOutcome)
 
@@ -94,3 +115,9 @@ class TranslateQueue:
         if created is not None:
             return created
         return await self.saq.job(key) or job
+
+
+def _failed_for_glossary(job: Job) -> bool:
+    """Whether the worker recorded that the job's glossary was not found."""
+    error = job.meta.get("error")
+    return isinstance(error, dict) and error.get("code") == GlossaryNotFoundError.code
