@@ -53,7 +53,7 @@ async def test_the_editor_page_loads_only_its_own_files_under_a_strict_policy(
         assert not parts.scheme and not parts.netloc, f"{reference} is on another host"
         asset = await client.get(reference)
         assert asset.status_code == 200, reference
-    for module in ("api.js", "render.js"):
+    for module in ("api.js", "render.js", "glossary.js"):
         assert (await client.get(f"/static/editor/{module}")).status_code == 200
     assert "<script>" not in page.text.replace(" ", "")
     assert "style=" not in page.text
@@ -65,7 +65,7 @@ async def test_the_editor_page_loads_only_its_own_files_under_a_strict_policy(
 async def test_the_editor_script_never_writes_html(client: AsyncTestClient[Litestar]) -> None:
     """The page's scripts put text into the page only as text: no ``innerHTML`` and friends,
     so an article or a model output cannot inject markup."""
-    for module in ("editor.js", "api.js", "render.js"):
+    for module in ("editor.js", "api.js", "render.js", "glossary.js"):
         script = (await client.get(f"/static/editor/{module}")).text
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in script, f"{module} uses {sink}"

@@ -16,10 +16,11 @@ export function setApiKey(key) {
   }
 }
 
-/** An error answer of the API: its RFC 9457 problem document and HTTP status. */
+/** An error answer of the API: its RFC 9457 problem document (or the DeepL-shaped
+ *  `{"message"}` of the /v2 endpoints) and HTTP status. */
 export class Problem extends Error {
   constructor(status, body) {
-    const detail = (body && body.detail) || `the server answered ${status}`;
+    const detail = (body && (body.detail || body.message)) || `the server answered ${status}`;
     super(detail);
     this.status = status;
     this.body = body || {};
@@ -66,14 +67,15 @@ export async function request(method, path, payload) {
   return { status: response.status, body: await response.json() };
 }
 
-/** Which article inputs the server accepts besides `text`, from its own OpenAPI document. */
+/** Which article inputs (besides `text`) and options the server accepts, from its own
+ *  OpenAPI document. */
 export async function acceptedInputs() {
   try {
     const { body } = await request("GET", "/schema/openapi.json");
     const properties = body.components.schemas.SummarizeRequest.properties || {};
-    return { url: "url" in properties, html: "html" in properties };
+    return { url: "url" in properties, html: "html" in properties, glossary: "glossary_id" in properties };
   } catch {
-    return { url: false, html: false };
+    return { url: false, html: false, glossary: false };
   }
 }
 

@@ -1,7 +1,8 @@
 // The editor page: submit an article, follow its job, read the result.  It uses the public
-// HTTP API only (api.js); results are drawn by render.js with textContent.
+// HTTP API only (api.js); results are drawn by render.js and glossary.js with textContent.
 
 import { Problem, acceptedInputs, apiKey, followEvents, request, setApiKey } from "./api.js";
+import { describeGlossary, glossaryField, glossaryName, loadGlossaries, renderGlossary } from "./glossary.js";
 import { markdownOf, renderAlignment, renderDetails, renderSource, renderSummary } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -18,13 +19,14 @@ const STAGES = {
 // Which field a problem concerns, by its code; the rest are shown under the form.
 const FIELD_OF_CODE = [
   [/^unknown_style$/, "style"],
+  [/^glossary/, "glossary"],
   [/title/, "title"],
   [/html/, "file"],
   [/url|fetch|page|redirect|host/, "url"],
   [/^(text_|not_german|empty)/, "text"],
 ];
 
-const state = { jobId: null, result: null, stream: null, html: null, htmlName: null };
+const state = { jobId: null, result: null, stream: null, html: null, htmlName: null, glossaryNote: null };
 
 // --- the API key ------------------------------------------------------------------------
 
@@ -108,7 +110,7 @@ function showProblem(problem, sentAs) {
   const message = `${explain(problem)} (${problem.detail}; code: ${problem.code})`;
   const match = FIELD_OF_CODE.find(([pattern]) => pattern.test(problem.code));
   let field = match ? match[1] : { url: "url", html: "file" }[sentAs] || null;
-  if (field === "url" && $("url-field").hidden) {
+  if ((field === "url" || field === "glossary") && $(`${field}-field`).hidden) {
     field = null;
   }
   if (field === null) {
@@ -147,6 +149,7 @@ function describeStyle() {
 
 $("style").addEventListener("change", describeStyle);
 
+/** Show the inputs the server's API document accepts; resolves to what it accepts. */
 async function enableOtherInputs() {
   const accepted = await acceptedInputs();
   $("url-field").hidden = !accepted.url;
@@ -154,7 +157,25 @@ async function enableOtherInputs() {
     $("file").accept = ".txt,.html,.htm,text/plain,text/html";
     $("file-help").textContent = "A .txt file fills the text box; an .html file is sent as a web page.";
   }
+  return accepted;
 }
+
+/** The glossary picker, when the server takes `glossary_id`: default, none, and the caller's. */
+async function enableGlossaries(accepted) {
+  if (!(await accepted).glossary) {
+    return;
+  }
+  state.glossaryNote = await loadGlossaries($("glossary"), withKey);
+  $("glossary-field").hidden = false;
+  describeGlossaryChoice();
+}
+
+function describeGlossaryChoice() {
+  const note = state.glossaryNote ? ` ${state.glossaryNote}` : "";
+  $("glossary-help").textContent = describeGlossary($("glossary")) + note;
+}
+
+$("glossary").addEventListener("change", describeGlossaryChoice);
 
 $("file").addEventListener("change", async () => {
   const file = $("file").files[0];
@@ -190,6 +211,9 @@ function articleBody() {
   }
   if ($("style").value) {
     body.style = $("style").value;
+  }
+  if (!$("glossary-field").hidden) {
+    Object.assign(body, glossaryField($("glossary")));
   }
   return body;
 }
@@ -296,6 +320,7 @@ function showResult(result) {
     ? `${flagged} ${flagged === 1 ? "fact" : "facts"} of the summary could not be found in the article (underlined).`
     : "";
   renderAlignment($("alignment"), result.alignment || []);
+  renderGlossary($("glossary-panel"), result, (id) => glossaryName($("glossary"), id));
   renderSource($("source-panel"), $("source"), result.source);
   renderDetails($("details"), result);
   $("results").hidden = false;
@@ -351,7 +376,15 @@ async function start() {
     }
     $("form-error").textContent = `The styles could not be loaded: ${error.detail} (code: ${error.code})`;
   }
-  enableOtherInputs();
+  const accepted = enableOtherInputs();
+  try {
+    await enableGlossaries(accepted);
+  } catch (error) {
+    if (!(error instanceof Problem)) {
+      throw error;
+    }
+    $("form-error").textContent = `The glossaries could not be loaded: ${error.detail} (code: ${error.code})`;
+  }
   const jobId = new URL(window.location.href).searchParams.get("job");
   if (jobId) {
     state.jobId = jobId;

@@ -1,7 +1,7 @@
 // Rendering a finished job's result.  Every model output and every user input is set with
 // textContent, never parsed as HTML: an article or a summary cannot inject markup.
 
-function el(tag, { className, text, attrs } = {}) {
+export function el(tag, { className, text, attrs } = {}) {
   const node = document.createElement(tag);
   if (className) {
     node.className = className;
@@ -41,6 +41,56 @@ export function renderSummary(target, result) {
   return flagged.length;
 }
 
+/**
+ * `text` as nodes, with every occurrence of each mark's `text` wrapped in a <mark> (longest
+ * first, never overlapping); marks are {text, className, title}.
+ */
+export function withMarks(text, marks) {
+  const found = [];
+  for (const mark of [...marks].sort((a, b) => b.text.length - a.text.length)) {
+    if (!mark.text) {
+      continue;
+    }
+    for (let at = text.indexOf(mark.text); at >= 0; at = text.indexOf(mark.text, at + mark.text.length)) {
+      const end = at + mark.text.length;
+      if (!found.some((other) => at < other.end && other.start < end)) {
+        found.push({ start: at, end, mark });
+      }
+    }
+  }
+  found.sort((a, b) => a.start - b.start);
+  const nodes = [];
+  let position = 0;
+  for (const { start, end, mark } of found) {
+    nodes.push(document.createTextNode(text.slice(position, start)));
+    nodes.push(el("mark", { className: mark.className, text: text.slice(start, end), attrs: { title: mark.title } }));
+    position = end;
+  }
+  nodes.push(document.createTextNode(text.slice(position)));
+  return nodes;
+}
+
+/** The glossary terms of one sentence to mark: targets reached in the English, sources missed
+ *  in the German. */
+function glossaryMarks(report) {
+  const english = [];
+  const german = [];
+  if (!report) {
+    return { english, german };
+  }
+  for (const term of report.applied || []) {
+    english.push({ text: term.target, className: "glossary-term", title: `Glossary: ${term.source} → ${term.target}` });
+  }
+  for (const term of report.fallback || []) {
+    const title = `Glossary: ${term.source} → ${term.target} (fallback: ${term.method})`;
+    english.push({ text: term.target, className: "glossary-term fallback", title });
+  }
+  for (const term of report.missed || []) {
+    german.push({ text: term.source, className: "glossary-missed", title: `Glossary: ${term.source} → ${term.target} missed` });
+  }
+  return { english, german };
+}
+
 function highlightPartner(row) {
   const on = () => row.classList.add("partnered");
   const off = () => row.classList.remove("partnered");
@@ -69,10 +119,15 @@ export function renderAlignment(table, alignment) {
     const label = `Sentence ${index + 1}`;
     const german = el("td", { className: "de", attrs: { lang: "de", tabindex: "0" } });
     german.setAttribute("aria-label", `${label}, German`);
-    german.append(el("span", { text: pair.de }));
+    const marks = glossaryMarks(pair.glossary);
+    const germanText = el("span");
+    germanText.append(...withMarks(pair.de, marks.german));
+    german.append(germanText);
     const english = el("td", { className: "en", attrs: { lang: "en", tabindex: "0" } });
     english.setAttribute("aria-label", `${label}, English${pair.cached ? ", from the cache" : ""}`);
-    english.append(el("span", { text: pair.en }));
+    const englishText = el("span");
+    englishText.append(...withMarks(pair.en, marks.english));
+    english.append(englishText);
     if (pair.cached) {
       english.append(el("span", { className: "cached-mark", text: "cached" }));
     }
