@@ -34,6 +34,7 @@ from service.api.pages import (
 )
 from service.api.problems import handle_exception
 from service.api.ratelimit import FixedWindowLimiter
+from service.api.request import KurzRequest
 from service.api.services import Services
 from service.constants import Keys
 from service.logs import redacted_url
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
         template_config=template_config(),
         openapi_config=openapi_config(),
         request_max_body_size=settings.max_body_bytes,
+        request_class=KurzRequest,
         logging_config=None,
     )
     document(app.openapi_schema, seed_example())

@@ -125,6 +125,8 @@ def problem_for(exc: BaseException) -> Problem:
         )
     if isinstance(exc, HTTPException):
         return _http_problem(exc)
+    if isinstance(exc, SerializationException):  # a body read by a handler itself
+        return Problem(400, "malformed_json", f"the body is not valid JSON: {exc.detail}")
     if isinstance(exc, msgspec.ValidationError):  # a batch article checked by the API itself
         return _invalid_body(_field_in(str(exc)), str(exc).split(" - at ", 1)[0])
     return _internal()

@@ -14,7 +14,6 @@ knows of none.  The server's default is used when asked for by its id, ``default
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from litestar import Request
 
 from service.api.glossary_use import GlossaryChoice, choose_glossary, owner_of
 from service.api.keys import PUBLIC_CLIENT, Caller
+from service.api.request import decode_json_object
 from service.api.services import Services
 from service.api.submission import current_models
 from service.errors import ApiProblem
@@ -70,7 +70,7 @@ async def read_params(request: Request[Any, Any, Any]) -> Params:
     if media_type == "application/json" or media_type.endswith("+json"):
         raw = await request.body()
         if raw.strip():
-            body = json.loads(raw)
+            body = decode_json_object(raw)
             if not isinstance(body, dict):
                 raise ValueError("the JSON body is not an object")
             for name, value in body.items():
