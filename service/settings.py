@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     read_rate_limit_per_minute: int = Field(default=1200, ge=0)
     """Reads of jobs (status, events, deliveries) per key or address per minute, counted apart
     from submissions so that clients following their jobs are not refused; 0: unlimited."""
+    auth_failures_per_minute: int = Field(default=20, ge=0)
+    """Requests with a missing or wrong API key per client address per minute; past it, that
+    address gets 429 for the rest of the minute, right key or not, so keys cannot be guessed
+    at speed.  0: unlimited."""
     trusted_proxies: str = ""
     """Addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated, or
     ``*``); empty: the client address is the connection's, so behind a proxy everyone would

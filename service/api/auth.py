@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from litestar import Request
@@ -10,9 +11,17 @@ from litestar.handlers import BaseRouteHandler
 
 from service.api.deps import services_of
 from service.api.keys import Caller
+from service.api.services import Services
 from service.errors import ApiProblem
 
-__all__ = ["RATE_BUCKET", "READ_BUCKET", "authenticate", "caller_of", "require_json"]
+__all__ = [
+    "RATE_BUCKET",
+    "READ_BUCKET",
+    "authenticate",
+    "caller_of",
+    "identify_limited",
+    "require_json",
+]
 
 
 #: Route option naming a handler's rate-limit bucket; handlers without it count as submissions.
@@ -28,13 +37,51 @@ async def authenticate(
     rate limit (reads of jobs apart from everything else)."""
     services = services_of(connection.app.state)
     peer = connection.client.host if connection.client else None
-    caller = services.api_keys.identify(connection.headers, peer)
+    caller = await identify_limited(services, connection.headers, peer)
     connection.state.caller = caller
     if handler.opt.get(RATE_BUCKET) == READ_BUCKET:
         per_minute = services.settings.read_rate_limit_per_minute
         await services.limiter.check(f"{READ_BUCKET}:{caller.rate_subject}", per_minute)
     else:
         await services.limiter.check(caller.rate_subject)
+
+
+async def identify_limited(
+    services: Services, headers: Mapping[str, str], peer: str | None
+) -> Caller:
+    """The caller behind a request's key, with failed attempts counted per client address.
+
+    A missing or wrong key is a 401 (``ApiKeys.identify``) and counts against the address;
+    once it has failed ``auth_failures_per_minute`` times this minute, every request from it is
+    a 429 until the minute ends, whatever key it carries: guessing keys gets a few tries a
+    minute, not thousands.  Without keys there is nothing to guess and nothing is counted.
+    """
+    limit = services.settings.auth_failures_per_minute
+    if not services.api_keys.enabled or limit <= 0:
+        return services.api_keys.identify(headers, peer)
+    subject = f"auth-failures:ip:{peer or 'unknown'}"
+    if await services.limiter.used(subject) >= limit:
+        raise _too_many_failures(services, limit)
+    try:
+        return services.api_keys.identify(headers, peer)
+    except ApiProblem as problem:
+        if problem.status == 401:
+            decision = await services.limiter.hit(subject, limit)
+            if not decision.allowed:
+                raise _too_many_failures(services, limit) from None
+        raise
+
+
+def _too_many_failures(services: Services, limit: int) -> ApiProblem:
+    retry = services.limiter.retry_in_s()
+    return ApiProblem(
+        429,
+        "too_many_auth_failures",
+        f"more than {limit} requests with a wrong or missing API key from this address this "
+        f"minute; retry in {retry} s",
+        headers={"Retry-After": str(retry)},
+        retry_after=retry,
+    )
 
 
 def require_json(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

@@ -68,8 +68,14 @@ async def _admit(request: Request[Any, Any, Any], services: Services, params: Pa
     if key is None and isinstance(legacy, str) and legacy:
         key = legacy
     try:
-        caller = identify(services, request, key)
-    except ApiProblem:
+        caller = await identify(services, request, key)
+    except ApiProblem as problem:
+        if problem.status == 429:
+            raise _error(
+                429,
+                "Too many requests, please wait and resend your request.",
+                dict(problem.headers),
+            ) from None
         raise _error(403, "Authorization failure, check auth_key") from None
     if services.limiter.enabled:
         decision = await services.limiter.hit(caller.rate_subject)

@@ -82,13 +82,17 @@ async def _admit(request: Request[Any, Any, Any], services: Any, params: Params)
     key = key if isinstance(key, str) and key else None
     if services.api_keys.enabled:
         try:
-            caller = identify(services, request, key)
-        except ApiProblem:
+            caller = await identify(services, request, key)
+        except ApiProblem as problem:
+            if problem.status == 429:
+                raise _error(
+                    429, "Slowdown: too many wrong API keys", dict(problem.headers)
+                ) from None
             if key is None:
                 raise _error(400, "Please contact the server operator to get an API key") from None
             raise _error(403, "Invalid API key") from None
     else:
-        caller = identify(services, request, None)
+        caller = await identify(services, request, None)
     decision = await services.limiter.hit(caller.rate_subject) if services.limiter.enabled else None
     if decision is not None and not decision.allowed:
         raise _error(

@@ -73,6 +73,16 @@ class FixedWindowLimiter:
             reset_after_s=reset_after,
         )
 
+    async def used(self, subject: str) -> int:
+        """How many requests ``subject`` has made in the current window (nothing is counted)."""
+        raw = await self.redis.get(self.keys.rate(subject, int(self.clock() // WINDOW_S)))
+        return int(raw or 0)
+
+    def retry_in_s(self) -> int:
+        """Seconds until the current window ends."""
+        now = self.clock()
+        return max(1, math.ceil((int(now // WINDOW_S) + 1) * WINDOW_S - now))
+
     async def check(self, subject: str, per_minute: int | None = None) -> None:
         """Count the request; over the limit (``per_minute``, else the limiter's own; 0 is no
         limit), raise a 429 problem saying when to come back."""

@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 
+from service.api.auth import identify_limited
 from service.api.glossary_use import GlossaryChoice, choose_glossary, owner_of
 from service.api.keys import PUBLIC_CLIENT, Caller
 from service.api.request import decode_json_object
@@ -84,12 +85,13 @@ async def read_params(request: Request[Any, Any, Any]) -> Params:
     return Params(values)
 
 
-def identify(services: Services, request: Request[Any, Any, Any], key: str | None) -> Caller:
+async def identify(services: Services, request: Request[Any, Any, Any], key: str | None) -> Caller:
     """The caller behind ``key``: ``ApiProblem`` 401 when keys are configured and it is missing
-    or wrong (each dialect words and numbers that its own way)."""
+    or wrong, 429 after too many such from one address (each dialect words and numbers these
+    its own way)."""
     peer = request.client.host if request.client else None
     headers = {"x-api-key": key} if key else {}
-    caller = services.api_keys.identify(headers, peer)
+    caller = await identify_limited(services, headers, peer)
     return caller if services.api_keys.enabled else Caller(PUBLIC_CLIENT, caller.rate_subject)
 
 
