@@ -1,14 +1,20 @@
 """A glossary applied to one article, in the pipeline's order (kept out of ``pipeline.py``).
 
 1. :meth:`GlossaryRun.start` writes the target forms into the German sentences; those rewritten
-   sentences are what the model (and so the sentence cache) sees.
+   sentences are what the model (and so the sentence cache) sees.  It also collects the wrong
+   spellings of the entries the article uses (``forbidden``): the sentences that require a
+   target form (``constrained``) are translated with those spellings forbidden to the decoder.
 2. :meth:`GlossaryRun.settle` checks each translation for its required target terms; sentences
-   that lack one are translated again as n-best lists (one call for all of them), and the best
-   hypothesis that has the terms is taken; German forms that survived are repaired last.
+   that lack one are translated again as n-best lists (one call for all of them, under the same
+   forbidden spellings), and the best hypothesis that has the terms is taken; German forms that
+   survived are repaired last.
 3. :meth:`GlossaryRun.finish` repairs German forms left in the summary and sums the report up.
 
-The n-best call goes to the translation engine directly, outside the batching scheduler: it is
-rare (only sentences whose best output lost a name) and small.
+Only the constrained sentences are forbidden anything, and all of them the same article-wide
+set: a sentence without a glossary term keeps sharing batches and cached translations with
+every other article, and the constrained ones of one article share their batches (a forbidden
+set applies to a whole batch).  The n-best call is rare (only sentences whose best output lost
+a name) and small; it runs on the scheduler's thread before its next batch.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from service.nlp.engine import ForbiddenForms
 from service.text.glossary import Glossary
 from service.text.glossary_report import (
     GlossaryReport,
@@ -24,7 +31,7 @@ from service.text.glossary_report import (
     needs_fallback,
     settle_sentence,
 )
-from service.text.glossary_terms import SourceApplication, apply_to_source
+from service.text.glossary_terms import SourceApplication, apply_to_source, wrong_spellings
 
 __all__ = ["NBEST", "GlossaryRun", "NbestTranslator"]
 
@@ -32,8 +39,9 @@ __all__ = ["NBEST", "GlossaryRun", "NbestTranslator"]
 #: a name that none of the best 8 carries is left to the repair step.
 NBEST = 8
 
-NbestTranslator = Callable[[list[str], int], Awaitable[list[list[str]]]]
-"""Translates texts to their ``n`` best hypotheses each, best first."""
+NbestTranslator = Callable[[list[str], int, ForbiddenForms | None], Awaitable[list[list[str]]]]
+"""Translates texts to their ``n`` best hypotheses each, best first, none with a forbidden
+spelling."""
 
 
 @dataclass(slots=True)
@@ -42,11 +50,26 @@ class GlossaryRun:
 
     glossary: Glossary
     applications: list[SourceApplication]
+    #: The wrong spellings of the entries applied anywhere in the article; None: none.
+    forbidden: ForbiddenForms | None = None
 
     @classmethod
     def start(cls, glossary: Glossary, texts: Sequence[str]) -> GlossaryRun:
-        """Apply the glossary to the German texts (step 1)."""
-        return cls(glossary, [apply_to_source(text, glossary) for text in texts])
+        """Apply the glossary to the German texts (step 1) and collect what to forbid."""
+        applications = [apply_to_source(text, glossary) for text in texts]
+        entries = tuple(dict.fromkeys(e for app in applications for e in app.entries))
+        forms = wrong_spellings(entries)
+        forbidden = (
+            ForbiddenForms(frozenset(forms), frozenset(e.target for e in entries))
+            if forms
+            else None
+        )
+        return cls(glossary, applications, forbidden)
+
+    @property
+    def constrained(self) -> list[bool]:
+        """Per text: whether it requires a target form, so is translated under ``forbidden``."""
+        return [self.forbidden is not None and bool(app.hits) for app in self.applications]
 
     @property
     def sources(self) -> list[str]:
@@ -66,7 +89,8 @@ class GlossaryRun:
         lacking = [i for i, (app, text) in enumerate(pairs) if needs_fallback(app, text)]
         hypotheses: dict[int, list[str]] = {}
         if lacking:
-            lists = await nbest([self.applications[i].text for i in lacking], NBEST)
+            texts = [self.applications[i].text for i in lacking]
+            lists = await nbest(texts, NBEST, self.forbidden)
             hypotheses = dict(zip(lacking, lists, strict=True))
         settled = [
             settle_sentence(app, text, self.glossary, hypotheses.get(i, ()))

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from service.constants import MIN_GERMAN_SHARE
 from service.errors import EmptyTextError, NotGermanError
 from service.glossary_steps import GlossaryRun, merged_names
 from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
-from service.nlp.engine import Engines, SummaryEngine
+from service.nlp.engine import Engines, ForbiddenForms, SummaryEngine
 from service.nlp.summarize import summarize
 from service.presets import PresetRegistry
 from service.schemas import AlignedSentence, ModelInfo, Result
@@ -35,11 +35,16 @@ ProgressSink = Callable[[str, int, int], None]
 
 
 class SentenceCache(Protocol):
-    """Translations of single sentences, keyed by the translation model and the sentence."""
+    """Translations of single sentences, keyed by the translation model and the sentence, and by
+    ``variant`` (the digest of the forbidden spellings they were translated under) if any."""
 
-    async def get_many(self, sentences: Sequence[str]) -> list[str | None]: ...
+    async def get_many(
+        self, sentences: Sequence[str], *, variant: str | None = None
+    ) -> list[str | None]: ...
 
-    async def set_many(self, pairs: Sequence[tuple[str, str]]) -> None: ...
+    async def set_many(
+        self, pairs: Sequence[tuple[str, str]], *, variant: str | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +131,15 @@ class Pipeline:
         title = request.title.strip() if request.title else ""
         to_translate = german + ([title] if title else [])
         glossary = GlossaryRun.start(request.glossary, to_translate) if request.glossary else None
+        forbidden = (
+            [glossary.forbidden if c else None for c in glossary.constrained] if glossary else None
+        )
         english, from_cache = await self._translate(
-            glossary.sources if glossary else to_translate, sentence_cache, progress, len(german)
+            glossary.sources if glossary else to_translate,
+            sentence_cache,
+            progress,
+            len(german),
+            forbidden,
         )
         reports: list[SentenceGlossaryReport] = []
         if glossary is not None:
@@ -188,9 +200,12 @@ class Pipeline:
             glossary=glossary_report,
         )
 
-    async def _nbest(self, texts: list[str], n: int) -> list[list[str]]:
-        """The ``n`` best translations of each text, off the event loop (glossary fallback)."""
-        return await asyncio.to_thread(self.scheduler.engine.translate_nbest, texts, n)
+    async def _nbest(
+        self, texts: list[str], n: int, forbidden: ForbiddenForms | None
+    ) -> list[list[str]]:
+        """The ``n`` best translations of each text, none with a forbidden spelling, on the
+        inference thread before its next batch (the glossary fallback)."""
+        return await self.scheduler.translate_nbest(texts, n, forbidden=forbidden)
 
     async def _translate(
         self,
@@ -198,26 +213,68 @@ class Pipeline:
         cache: SentenceCache | None,
         progress: ProgressSink,
         reported_total: int,
+        forbidden: Sequence[ForbiddenForms | None] | None = None,
     ) -> tuple[list[str], list[bool]]:
-        """Translate every text exactly once, in order, taking what the cache already has."""
-        known: list[str | None] = (
-            await cache.get_many(texts) if cache is not None else [None] * len(texts)
-        )
-        missing = [i for i, hit in enumerate(known) if hit is None]
-        hits = len(texts) - len(missing)
+        """Translate every text exactly once, in order, taking what the cache already has.
 
-        def on_batch(done: int) -> None:
-            progress("translate", min(reported_total, hits + done), reported_total)
+        ``forbidden`` gives each text the spellings its translation must not contain (None:
+        nothing).  Texts under the same set go to the scheduler as one request, and are cached
+        under that set's digest; the requests run at once and report progress together.
+        """
+        per_text = list(forbidden) if forbidden is not None else [None] * len(texts)
+        groups: dict[ForbiddenForms | None, list[int]] = {}
+        for index, forms in enumerate(per_text):
+            groups.setdefault(forms, []).append(index)
+        result: list[str | None] = [None] * len(texts)
+        for forms, indices in groups.items():
+            if cache is not None:
+                known = await cache.get_many([texts[i] for i in indices], variant=_variant(forms))
+                for index, hit in zip(indices, known, strict=True):
+                    result[index] = hit
+        flags = [hit is not None for hit in result]
+        hits = sum(flags)
+        done = dict.fromkeys(groups, 0)
 
-        on_batch(0)
-        fresh = await self.scheduler.translate([texts[i] for i in missing], on_batch)
-        result = list(known)
-        for index, english in zip(missing, fresh, strict=True):
-            result[index] = english
-        if cache is not None and missing:
-            await cache.set_many([(texts[i], result[i] or "") for i in missing])
-        flags = [hit is not None for hit in known]
+        def report() -> None:
+            progress("translate", min(reported_total, hits + sum(done.values())), reported_total)
+
+        async def run(forms: ForbiddenForms | None, missing: list[int]) -> None:
+            def on_batch(count: int) -> None:
+                done[forms] = count
+                report()
+
+            fresh = await self.scheduler.translate(
+                [texts[i] for i in missing], on_batch, forbidden=forms
+            )
+            for index, english in zip(missing, fresh, strict=True):
+                result[index] = english
+            if cache is not None and missing:
+                pairs = [(texts[i], result[i] or "") for i in missing]
+                await cache.set_many(pairs, variant=_variant(forms))
+
+        report()
+        missing = {
+            forms: [i for i in indices if result[i] is None] for forms, indices in groups.items()
+        }
+        await _all(run(forms, indices) for forms, indices in missing.items() if indices)
         return [text or "" for text in result], flags
+
+
+def _variant(forbidden: ForbiddenForms | None) -> str | None:
+    """The sentence-cache variant of translations made under ``forbidden``."""
+    return None if forbidden is None else forbidden.digest
+
+
+async def _all(jobs: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Await every job at once; the first failure cancels the others and is raised as is (no
+    exception group: the worker maps typed errors to job outcomes)."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
 
 
 def _elapsed_ms(since: float) -> float:

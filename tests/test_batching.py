@@ -1,16 +1,20 @@
-"""Token-budget batching, long-sentence splitting and the repetition guard."""
+"""Token-budget batching, grouping by forbidden spellings, long-sentence splitting and the
+repetition guard."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import threading
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.nlp.batching import plan_batches
-from service.nlp.engine import collapse_repeats
+from service.nlp.batching import InferenceScheduler, plan_batches
+from service.nlp.engine import ForbiddenForms, ModelRef, TokenSequences, collapse_repeats
 from service.text.split import split_long
 
 
@@ -98,3 +102,148 @@ def test_scheduler_and_splitting_load_no_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert loaded.stdout.strip() == "[]"
+
+
+# --- grouping by forbidden spellings ------------------------------------------------------------
+
+
+class GatedEngine:
+    """A stand-in engine whose first batch waits for ``gate``, so that the test can queue work
+    behind it; it records every batch with the forbidden sequences it was given (None: none)."""
+
+    ref = ModelRef("gated", "1", "test", "none")
+    max_source_tokens = 512
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.gate = threading.Event()
+        self.batches: list[tuple[list[str], TokenSequences | None]] = []
+        self.tokenized: list[ForbiddenForms] = []
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(text.split()) + 1 for text in texts]
+
+    def forbidden_sequences(self, forbidden: ForbiddenForms) -> TokenSequences:
+        self.tokenized.append(forbidden)
+        # One "token" per character; a form of "-" spells nothing in this vocabulary.
+        return frozenset(tuple(map(ord, form)) for form in forbidden.forms if form != "-")
+
+    def translate_batch(self, texts: Sequence[str], *args: TokenSequences) -> list[str]:
+        self.started.set()
+        assert self.gate.wait(60), "the test never opened the gate"
+        self.batches.append((list(texts), args[0] if args else None))
+        return [text.upper() for text in texts]
+
+    def translate_nbest(
+        self, texts: Sequence[str], n: int, *args: TokenSequences
+    ) -> list[list[str]]:
+        self.batches.append((list(texts), args[0] if args else None))
+        return [[text.upper()] * n for text in texts]
+
+
+def _sentences(tag: str, count: int) -> list[str]:
+    return [f"{tag} satz {i} " + "wort " * (i % 5) for i in range(count)]
+
+
+async def _queued_behind_a_running_batch(
+    scheduler: InferenceScheduler, engine: GatedEngine
+) -> asyncio.Task[list[str]]:
+    """Start a one-sentence plain request and return once its batch is running (blocked), so
+    that everything submitted next waits in one pool."""
+    first = asyncio.create_task(scheduler.translate(["vorab"]))
+    assert await asyncio.to_thread(engine.started.wait, 60)
+    return first
+
+
+def _group_of(text: str) -> str:
+    return text.split()[0]
+
+
+async def test_sentences_under_different_forbidden_sets_never_share_a_batch() -> None:
+    """Articles under two glossaries' forbidden spellings and a plain article, pending at once,
+    are cut into batches of one kind each, every one decoded under its own sequences; a set
+    that spells nothing batches with the plain work."""
+    engine = GatedEngine()
+    scheduler = InferenceScheduler(engine, token_budget=40, max_sentences=6)
+    lawrow = ForbiddenForms(frozenset({"Lawrow", "Lawrows"}), frozenset({"Lavrov"}))
+    kyjiw = ForbiddenForms(frozenset({"Kyjiw"}), frozenset({"Kyiv"}))
+    nothing = ForbiddenForms(frozenset({"-"}))
+    try:
+        first = await _queued_behind_a_running_batch(scheduler, engine)
+        jobs = {
+            "a": scheduler.translate(_sentences("a", 9), forbidden=lawrow),
+            "b": scheduler.translate(_sentences("b", 7), forbidden=kyjiw),
+            "a2": scheduler.translate(_sentences("a2", 5), forbidden=lawrow),
+            "p": scheduler.translate(_sentences("p", 8)),
+            "n": scheduler.translate(_sentences("n", 3), forbidden=nothing),
+        }
+        tasks = {tag: asyncio.ensure_future(job) for tag, job in jobs.items()}
+        await asyncio.sleep(0)  # every request is queued before the gate opens
+        engine.gate.set()
+        assert await first == ["VORAB"]
+        for tag, task in tasks.items():
+            assert await task == [s.upper() for s in _sentences(tag, len(await task))]
+    finally:
+        scheduler.close()
+    # Each set was tokenized once, not once per request or per batch.
+    assert engine.tokenized == [lawrow, kyjiw, nothing]
+    expected = {
+        "a": engine.forbidden_sequences(lawrow),
+        "a2": engine.forbidden_sequences(lawrow),
+        "b": engine.forbidden_sequences(kyjiw),
+        "p": None,
+        "n": None,
+        "vorab": None,
+    }
+    for texts, forbidden in engine.batches:
+        tags = {_group_of(text) for text in texts}
+        assert len({str(expected[tag]) for tag in tags}) == 1, texts
+        assert forbidden == expected[_group_of(texts[0])], texts
+        assert len(texts) * max(len(t.split()) + 1 for t in texts) <= 40 or len(texts) == 1
+    mixed = [texts for texts, _ in engine.batches if {"a", "a2"} <= set(map(_group_of, texts))]
+    assert mixed, "two articles under the same set should share batches"
+    plain = [texts for texts, _ in engine.batches if {"p", "n"} <= set(map(_group_of, texts))]
+    assert plain, "a set that spells nothing should batch with plain work"
+
+
+async def test_urgent_work_goes_first_whatever_the_forbidden_sets() -> None:
+    """A lane request queued behind articles under forbidden spellings is the next batch, under
+    its own set (or none), and alone: no article sentence rides along."""
+    engine = GatedEngine()
+    scheduler = InferenceScheduler(engine, token_budget=400, max_sentences=64)
+    lawrow = ForbiddenForms(frozenset({"Lawrow"}), frozenset({"Lavrov"}))
+    kyjiw = ForbiddenForms(frozenset({"Kyjiw"}))
+    try:
+        first = await _queued_behind_a_running_batch(scheduler, engine)
+        article = asyncio.ensure_future(scheduler.translate(_sentences("a", 20), forbidden=lawrow))
+        plain = asyncio.ensure_future(scheduler.translate(_sentences("p", 20)))
+        urgent = asyncio.ensure_future(
+            scheduler.translate(["eilig eins"], priority=True, forbidden=kyjiw)
+        )
+        urgent_plain = asyncio.ensure_future(scheduler.translate(["eilig zwei"], priority=True))
+        await asyncio.sleep(0)
+        engine.gate.set()
+        assert await urgent == ["EILIG EINS"]
+        assert await urgent_plain == ["EILIG ZWEI"]
+        await asyncio.gather(first, article, plain)
+    finally:
+        scheduler.close()
+    after_gate = engine.batches[1:]
+    assert after_gate[0] == (["eilig eins"], engine.forbidden_sequences(kyjiw))
+    assert after_gate[1] == (["eilig zwei"], None)
+    rest = {_group_of(t) for texts, _ in after_gate[2:] for t in texts}
+    assert rest == {"a", "p"}
+
+
+async def test_nbest_lists_are_decoded_under_the_forbidden_sequences() -> None:
+    """The n-best fallback passes the set's token sequences to the engine, and none without."""
+    engine = GatedEngine()
+    engine.gate.set()
+    scheduler = InferenceScheduler(engine)
+    lawrow = ForbiddenForms(frozenset({"Lawrow"}))
+    try:
+        assert await scheduler.translate_nbest(["x y"], 2, forbidden=lawrow) == [["X Y", "X Y"]]
+        assert await scheduler.translate_nbest(["z"], 1) == [["Z"]]
+    finally:
+        scheduler.close()
+    assert engine.batches == [(["x y"], engine.forbidden_sequences(lawrow)), (["z"], None)]

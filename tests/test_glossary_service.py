@@ -16,6 +16,7 @@ import redis as redis_sync
 from redis.asyncio import Redis
 
 from service.constants import Keys
+from service.glossary_steps import GlossaryRun
 from service.schemas import ModelInfo
 from service.settings import ROOT
 from service.store.cache import RedisSentenceCache
@@ -200,10 +201,14 @@ async def test_a_genitive_reaches_the_model_as_english_and_a_compound_is_left_al
     client = Redis.from_url(stack.redis_url)
     try:
         cache = RedisSentenceCache(client, Keys(PREFIX), model, 60)
-        # The sentence cache holds what the model was sent: the rewritten genitive, the
-        # compound sentence unchanged, and not the German genitive.
+        # The sentence cache holds what the model was sent: the rewritten genitive (under the
+        # article's forbidden spellings, since it requires "Lavrov"), the compound sentence
+        # unchanged and plain, and not the German genitive.
+        forbidden = GlossaryRun.start(default_glossary, sent).forbidden
+        assert forbidden is not None and "Lawrows" in forbidden.forms
         hits = await cache.get_many([substituted, sent[1], sent[0]])
-        assert [hit is not None for hit in hits] == [True, True, False]
+        assert [hit is not None for hit in hits] == [False, True, False]
+        assert await cache.get_many([substituted], variant=forbidden.digest) != [None]
         without = finished(summarize(stack, {"text": text, "glossary_id": None}))
         assert without["glossary"] is None
         assert without["alignment"][0]["glossary"] is None

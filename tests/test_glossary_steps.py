@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from service.api.app import create_app
 from service.errors import GlossaryFileError
 from service.glossary_steps import NBEST, GlossaryRun, merged_names
+from service.nlp.engine import ForbiddenForms
 from service.settings import Settings
 from service.text.glossary import Glossary
 from service.worker import WorkerState
@@ -39,14 +40,14 @@ def test_sources_carry_the_target_forms_and_names_feed_the_fact_check() -> None:
 async def test_only_sentences_lacking_a_term_are_asked_for_nbest_hypotheses() -> None:
     """One n-best call, for the sentences whose best output lost a name; its pick is reported."""
     run = GlossaryRun.start(GLOSSARY, ["Lawrow sprach.", "Uschakow schwieg.", "Es regnet."])
-    calls: list[tuple[list[str], int]] = []
+    calls: list[tuple[list[str], int, ForbiddenForms | None]] = []
 
-    async def nbest(texts: list[str], n: int) -> list[list[str]]:
-        calls.append((texts, n))
+    async def nbest(texts: list[str], n: int, forbidden: ForbiddenForms | None) -> list[list[str]]:
+        calls.append((texts, n, forbidden))
         return [["He spoke.", "Ushakov was silent."] for _ in texts]
 
     english, reports = await run.settle(["Lavrov spoke.", "He was silent.", "It rains."], nbest)
-    assert calls == [(["Ushakov schwieg."], NBEST)]
+    assert calls == [(["Ushakov schwieg."], NBEST, run.forbidden)]
     assert english == ["Lavrov spoke.", "Ushakov was silent.", "It rains."]
     assert [t.source for t in reports[0].applied] == ["Lawrow"]
     assert [(t.source, t.method) for t in reports[1].fallback] == [("Uschakow", "nbest")]
@@ -57,7 +58,7 @@ async def test_a_name_no_hypothesis_has_is_reported_missed_and_the_summary_is_re
     """Nothing is skipped silently: a lost name is ``missed``; German left in a summary is fixed."""
     run = GlossaryRun.start(GLOSSARY, ["Lawrow sprach in Kyjiw."])
 
-    async def nbest(texts: list[str], n: int) -> list[list[str]]:
+    async def nbest(texts: list[str], n: int, forbidden: ForbiddenForms | None) -> list[list[str]]:
         return [["He spoke in Kyjiw."] for _ in texts]
 
     english, reports = await run.settle(["He spoke in Kyiv."], nbest)

@@ -6,6 +6,11 @@ included), so ten short articles cost about one batched pass, not ten.  Sentence
 the model's input limit are split into pieces first (``split_long``) and joined after, so each
 input sentence maps to exactly one output.
 
+Sentences translated under a glossary's forbidden spellings (``ForbiddenForms``) are decoded with
+those spellings suppressed, which the backends apply to a whole batch: so pending work is grouped
+by its forbidden token sequences (none is a group of its own), and each batch is cut from one
+group, the group of the oldest request with work left (urgent requests first, as always).
+
 Inference runs off the event loop; results and progress are handed back with
 ``loop.call_soon_threadsafe``.  The scheduler drives any ``TranslationEngine`` and needs no torch
 itself.
@@ -22,13 +27,17 @@ from typing import Any
 
 import structlog
 
-from service.nlp.engine import TranslationEngine
+from service.nlp.engine import ForbiddenForms, TokenSequences, TranslationEngine
 from service.text.split import split_long
 
 log = structlog.get_logger(__name__)
 
 ProgressCallback = Callable[[int], None]
 """Called (on the event loop) with the number of sentences finished so far."""
+
+#: Forbidden sets whose token sequences are kept, so that an article's set is tokenized once
+#: rather than once per batch; a worker sees few distinct sets at a time.
+_FORBIDDEN_CACHE_SIZE = 256
 
 
 def plan_batches(
@@ -65,6 +74,11 @@ class _Request:
     on_progress: ProgressCallback | None
     #: A translate-lane request: its pieces fill the next batches before any article's.
     priority: bool = False
+    #: Spellings none of these sentences may be translated into (a glossary's wrong forms).
+    forbidden: ForbiddenForms | None = None
+    #: ``forbidden`` as target token sequences (set by ``_prepare``); None: nothing forbidden.
+    #: The batching group: only requests with equal sequences share a batch.
+    sequences: TokenSequences | None = None
     pieces: list[list[str]] = field(default_factory=list)
     piece_tokens: list[list[int]] = field(default_factory=list)
     outputs: list[list[str | None]] = field(default_factory=list)
@@ -90,6 +104,8 @@ class InferenceScheduler:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.batches_run = 0
+        #: Tokenized forbidden sets (touched only by the inference thread).
+        self._sequences: dict[ForbiddenForms, TokenSequences] = {}
 
     def start(self) -> None:
         """Start the inference thread (idempotent)."""
@@ -114,12 +130,16 @@ class InferenceScheduler:
         on_progress: ProgressCallback | None = None,
         *,
         priority: bool = False,
+        forbidden: ForbiddenForms | None = None,
     ) -> list[str]:
         """Translate ``sentences`` in order, batched with whatever else the worker is doing.
 
         ``priority`` (the translate lane): while such sentences wait, each batch is cut from
         them alone, so a one-sentence request waits for at most the batch in hand, not for the
         hundreds of sentences of the articles queued before it.
+
+        ``forbidden``: spellings the translations must not contain; these sentences share
+        batches only with sentences under the same forbidden token sequences.
         """
         if not sentences:
             return []
@@ -131,6 +151,7 @@ class InferenceScheduler:
             future=loop.create_future(),
             on_progress=on_progress,
             priority=priority,
+            forbidden=forbidden,
         )
         with self._condition:
             if self._closed:
@@ -139,19 +160,31 @@ class InferenceScheduler:
             self._condition.notify()
         return await request.future
 
-    async def translate_nbest(self, sentences: Sequence[str], n: int) -> list[list[str]]:
+    async def translate_nbest(
+        self, sentences: Sequence[str], n: int, *, forbidden: ForbiddenForms | None = None
+    ) -> list[list[str]]:
         """The ``n`` best translations of each sentence (best first), computed on the inference
-        thread before its next batch (the engine is only ever driven from that thread)."""
+        thread before its next batch (the engine is only ever driven from that thread).
+
+        ``forbidden``: spellings no hypothesis may contain.
+        """
         if not sentences:
             return []
         self.start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         texts = list(sentences)
+
+        def call() -> list[list[str]]:
+            sequences = self._forbidden_sequences(forbidden)
+            if sequences is None:
+                return self.engine.translate_nbest(texts, n)
+            return self.engine.translate_nbest(texts, n, sequences)
+
         with self._condition:
             if self._closed:
                 raise RuntimeError("the inference scheduler is closed")
-            self._calls.append((lambda: self.engine.translate_nbest(texts, n), loop, future))
+            self._calls.append((call, loop, future))
             self._condition.notify()
         result: list[list[str]] = await future
         return result
@@ -212,10 +245,29 @@ class InferenceScheduler:
             request.piece_tokens.append(piece_tokens)
             request.outputs.append([None] * len(pieces))
             request.remaining.append(len(pieces))
+        request.sequences = self._forbidden_sequences(request.forbidden)
         request.prepared = True
 
+    def _forbidden_sequences(self, forbidden: ForbiddenForms | None) -> TokenSequences | None:
+        """``forbidden`` tokenized by the engine, remembered; None when nothing is forbidden
+        (no set, or no form the target vocabulary can spell), so such work batches together."""
+        if forbidden is None:
+            return None
+        sequences = self._sequences.get(forbidden)
+        if sequences is None:
+            sequences = self.engine.forbidden_sequences(forbidden)
+            if len(self._sequences) >= _FORBIDDEN_CACHE_SIZE:
+                del self._sequences[next(iter(self._sequences))]
+            self._sequences[forbidden] = sequences
+        return sequences or None
+
     def _step(self, active: list[_Request]) -> None:
-        """Run one batch chosen from the pooled pieces of every active request."""
+        """Run one batch chosen from the pooled pieces of the active requests.
+
+        The pool is the urgent requests' pieces while there are any, else every request's,
+        narrowed to one forbidden-sequence group: that of the first request (in order of
+        arrival) with pieces left.  With one group this is every active request's pieces.
+        """
         for request in list(active):
             if not request.prepared:
                 try:
@@ -230,12 +282,23 @@ class InferenceScheduler:
         pool: list[tuple[_Request, int, int]] = []
         lengths: list[int] = []
         urgent = [r for r in active if r.priority and r.done_sentences < len(r.sentences)]
+        group: TokenSequences | None = None
         for request in urgent or active:
-            for s_index, outputs in enumerate(request.outputs):
-                for p_index, output in enumerate(outputs):
-                    if output is None:
-                        pool.append((request, s_index, p_index))
-                        lengths.append(request.piece_tokens[s_index][p_index])
+            waiting = [
+                (s_index, p_index)
+                for s_index, outputs in enumerate(request.outputs)
+                for p_index, output in enumerate(outputs)
+                if output is None
+            ]
+            if not waiting:
+                continue
+            if not pool:
+                group = request.sequences
+            elif request.sequences != group:
+                continue
+            for s_index, p_index in waiting:
+                pool.append((request, s_index, p_index))
+                lengths.append(request.piece_tokens[s_index][p_index])
         if not pool:
             for request in active:
                 self._finish(request)
@@ -244,7 +307,10 @@ class InferenceScheduler:
             lengths, token_budget=self.token_budget, max_sentences=self.max_sentences
         )[0]
         texts = [pool[i][0].pieces[pool[i][1]][pool[i][2]] for i in batch]
-        translated = self.engine.translate_batch(texts)
+        if group is None:
+            translated = self.engine.translate_batch(texts)
+        else:
+            translated = self.engine.translate_batch(texts, group)
         self.batches_run += 1
         touched: dict[_Request, None] = {}
         for i, text in zip(batch, translated, strict=True):

@@ -36,6 +36,7 @@ from service.nlp.engine import (
     GuardedSummarizer,
     GuardedTranslator,
     ModelRef,
+    TokenSequences,
 )
 from service.nlp.loading import quiet_tokenizer, resolve_model_dir
 from service.presets import Generation
@@ -63,6 +64,8 @@ class DecodingDefaults:
     """Whether the last slot is forced to the end token (``forced_eos_token_id``)."""
     suppress: tuple[tuple[str, ...], ...]
     """``bad_words_ids`` as token sequences, limited to tokens the converted model can emit."""
+    vocabulary: frozenset[str] = frozenset()
+    """The converted model's target tokens (what ``suppress_sequences`` may name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,17 +159,29 @@ def _decoding_defaults(
     prefix: tuple[str, ...] = ()
     if generation.forced_bos_token_id is not None:
         prefix = (str(tokenizer.convert_ids_to_tokens(int(generation.forced_bos_token_id))),)
-    suppress: list[tuple[str, ...]] = []
-    for ids in generation.bad_words_ids or []:
-        tokens = tuple(str(t) for t in tokenizer.convert_ids_to_tokens([int(i) for i in ids]))
-        # A token missing from the converted vocabulary (Marian's <pad>) cannot be generated.
-        if tokens and all(token in vocabulary for token in tokens):
-            suppress.append(tokens)
+    bad_words = [tuple(int(i) for i in ids) for ids in generation.bad_words_ids or []]
     return DecodingDefaults(
         target_prefix=prefix,
         forced_eos=generation.forced_eos_token_id is not None,
-        suppress=tuple(suppress),
+        suppress=_token_sequences(tokenizer, bad_words, vocabulary),
+        vocabulary=frozenset(vocabulary),
     )
+
+
+def _token_sequences(
+    tokenizer: Any, sequences: Sequence[Sequence[int]], vocabulary: Collection[str]
+) -> tuple[tuple[str, ...], ...]:
+    """Token-id sequences as ctranslate2's token strings, in order, without duplicates.
+
+    A sequence with a token missing from the converted vocabulary (Marian's ``<pad>``) cannot be
+    generated, so it is left out rather than passed to ctranslate2 as an unknown token.
+    """
+    out: dict[tuple[str, ...], None] = {}
+    for ids in sequences:
+        tokens = tuple(str(t) for t in tokenizer.convert_ids_to_tokens([int(i) for i in ids]))
+        if tokens and all(token in vocabulary for token in tokens):
+            out[tokens] = None
+    return tuple(out)
 
 
 def decoding_lengths(max_new: int, min_new: int, *, forced_eos: bool) -> tuple[int, int]:
@@ -206,27 +221,40 @@ def _decode(
 
 
 def _generate(
-    model: CT2Model, source: list[list[str]], lengths: GenerationLengths, **options: Any
+    model: CT2Model,
+    source: list[list[str]],
+    lengths: GenerationLengths,
+    suppress: Sequence[tuple[str, ...]] = (),
+    **options: Any,
 ) -> list[list[str]]:
     """Run one batch of token lists with transformers' implicit decoding settings applied."""
-    return [hypotheses[0] for hypotheses in _generate_nbest(model, source, lengths, **options)]
+    nbest = _generate_nbest(model, source, lengths, suppress, **options)
+    return [hypotheses[0] for hypotheses in nbest]
 
 
 def _generate_nbest(
-    model: CT2Model, source: list[list[str]], lengths: GenerationLengths, **options: Any
+    model: CT2Model,
+    source: list[list[str]],
+    lengths: GenerationLengths,
+    suppress: Sequence[tuple[str, ...]] = (),
+    **options: Any,
 ) -> list[list[list[str]]]:
-    """Every hypothesis of each source (``num_hypotheses`` in ``options``), best first."""
+    """Every hypothesis of each source (``num_hypotheses`` in ``options``), best first.
+
+    ``suppress`` (forbidden spellings as token strings) is added to the model's own.
+    """
     decoding = model.decoding
     max_length, min_length = decoding_lengths(
         lengths.max_new, lengths.min_new, forced_eos=decoding.forced_eos
     )
+    suppressed = list(dict.fromkeys([*decoding.suppress, *suppress]))
     results = model.translator.translate_batch(
         source,
         [list(decoding.target_prefix)] * len(source) if decoding.target_prefix else None,
         max_decoding_length=max_length,
         min_decoding_length=min_length,
         max_input_length=0,  # the engines' own length guard is the only limit, as in transformers
-        suppress_sequences=[list(s) for s in decoding.suppress] or None,
+        suppress_sequences=[list(s) for s in suppressed] or None,
         return_end_token=False,
         **options,
     )
@@ -240,7 +268,9 @@ class CT2Translator(GuardedTranslator):
         super().__init__(model.tokenizer, model.config, model.ref, num_beams=num_beams)
         self.model = model
 
-    def translate_tokens(self, texts: Sequence[str]) -> list[list[str]]:
+    def translate_tokens(
+        self, texts: Sequence[str], forbidden: TokenSequences = frozenset()
+    ) -> list[list[str]]:
         """The output tokens (no start or end token) for one batch; the parity tests use it."""
         if not texts:
             return []
@@ -248,14 +278,23 @@ class CT2Translator(GuardedTranslator):
         longest = max(len(tokens) for tokens in source)
         self.check_source(longest)
         return _generate(
-            self.model, source, self.generation_lengths(longest), beam_size=self.num_beams
+            self.model,
+            source,
+            self.generation_lengths(longest),
+            self._suppress(forbidden),
+            beam_size=self.num_beams,
         )
 
-    def translate_batch(self, texts: Sequence[str]) -> list[str]:
+    def translate_batch(
+        self, texts: Sequence[str], forbidden: TokenSequences = frozenset()
+    ) -> list[str]:
         """Translate one batch; every text must already fit ``max_source_tokens``."""
-        return self.finish(_decode(self.model, self.translate_tokens(texts), self.tokenizer_lock))
+        tokens = self.translate_tokens(texts, forbidden)
+        return self.finish(_decode(self.model, tokens, self.tokenizer_lock))
 
-    def translate_nbest(self, texts: Sequence[str], n: int) -> list[list[str]]:
+    def translate_nbest(
+        self, texts: Sequence[str], n: int, forbidden: TokenSequences = frozenset()
+    ) -> list[list[str]]:
         """The ``n`` best translations of each text, best first."""
         if not texts:
             return []
@@ -267,6 +306,7 @@ class CT2Translator(GuardedTranslator):
             self.model,
             source,
             self.generation_lengths(longest),
+            self._suppress(forbidden),
             beam_size=beams,
             num_hypotheses=n,
         )
@@ -274,6 +314,15 @@ class CT2Translator(GuardedTranslator):
             self.finish(_decode(self.model, hypotheses, self.tokenizer_lock))
             for hypotheses in nbest
         ]
+
+    def _suppress(self, forbidden: TokenSequences) -> tuple[tuple[str, ...], ...]:
+        """Forbidden token-id sequences as the token strings ``suppress_sequences`` takes."""
+        if not forbidden:
+            return ()
+        with self.tokenizer_lock:
+            return _token_sequences(
+                self.model.tokenizer, sorted(forbidden), self.model.decoding.vocabulary
+            )
 
 
 class CT2Summarizer(GuardedSummarizer):

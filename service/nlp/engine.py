@@ -7,6 +7,12 @@ switching ``KURZ_BACKEND`` would change what a newsroom reads; so the limits, th
 lengths and the guards live here once, in ``GuardedTranslator`` and ``GuardedSummarizer``, and
 each backend adds only how it runs a batch.
 
+Glossaries may forbid wrong spellings outright (``ForbiddenForms``): the engine tokenizes them
+with the target-side tokenizer once per set (``forbidden_sequences``) and each backend passes the
+token sequences to its decoder (transformers' ``bad_words_ids``, CTranslate2's
+``suppress_sequences``).  Both apply to a whole batch, so the scheduler never mixes sentences with
+different sets in one.
+
 The generation lengths are methods (``generation_lengths``, ``summary_lengths``) so that a
 subclass can bound them differently; the benchmarks do that to fix every output length.
 
@@ -16,8 +22,11 @@ only.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
-from collections.abc import Sequence
+import unicodedata
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -26,11 +35,13 @@ from service.presets import Generation
 __all__ = [
     "INSTRUCTION_MODEL_TYPES",
     "Engines",
+    "ForbiddenForms",
     "GenerationLengths",
     "GuardedSummarizer",
     "GuardedTranslator",
     "ModelRef",
     "SummaryEngine",
+    "TokenSequences",
     "TokenizedEngine",
     "TranslationEngine",
     "collapse_repeats",
@@ -38,6 +49,33 @@ __all__ = [
 
 #: Model families trained to follow instructions; others (BART-CNN, PEGASUS) get plain text.
 INSTRUCTION_MODEL_TYPES = frozenset({"t5", "mt5", "umt5", "longt5"})
+
+TokenSequences = frozenset[tuple[int, ...]]
+"""Target token-id sequences a translation must not contain (empty: nothing forbidden)."""
+
+#: Written before a word to learn how SentencePiece cuts it when it is glued to what precedes it
+#: (``„Lawrow``, ``Ex-Lawrow``): the first marker the target vocabulary has as a piece of its own.
+_GLUE_MARKERS = ("-", "(", '"', "/")
+
+
+@dataclass(frozen=True, slots=True)
+class ForbiddenForms:
+    """Words a translation must not contain, and the words it must still be able to write.
+
+    ``forms`` are wrong spellings (a glossary's German ``Lawrow``, ``Lawrows``); ``kept`` are the
+    target forms the same sentences require (``Lavrov``).  A forbidden token sequence that is
+    part of a kept word's tokens is dropped, since forbidding it would forbid the kept word.
+    Hashable, so that the scheduler can group sentences by it.
+    """
+
+    forms: frozenset[str]
+    kept: frozenset[str] = frozenset()
+
+    @property
+    def digest(self) -> str:
+        """A stable digest of both sets, for cache keys of what was translated under them."""
+        payload = json.dumps([sorted(self.forms), sorted(self.kept)], ensure_ascii=False)
+        return hashlib.sha256(payload.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +98,22 @@ class TranslationEngine(Protocol):
         """Source tokens per text, including the end-of-sentence token."""
         ...
 
-    def translate_batch(self, texts: Sequence[str]) -> list[str]:
-        """Translate texts that each fit ``max_source_tokens``, as one batch."""
+    def translate_batch(
+        self, texts: Sequence[str], forbidden: TokenSequences = frozenset()
+    ) -> list[str]:
+        """Translate texts that each fit ``max_source_tokens``, as one batch, generating none
+        of the ``forbidden`` token sequences."""
         ...
 
-    def translate_nbest(self, texts: Sequence[str], n: int) -> list[list[str]]:
+    def translate_nbest(
+        self, texts: Sequence[str], n: int, forbidden: TokenSequences = frozenset()
+    ) -> list[list[str]]:
         """The ``n`` best translations of each text by beam search, best first (for glossary
         fallbacks and LibreTranslate's ``alternatives``); as guarded as ``translate_batch``."""
+        ...
+
+    def forbidden_sequences(self, forbidden: ForbiddenForms) -> TokenSequences:
+        """The target token sequences that spell ``forbidden.forms`` (see ``GuardedTranslator``)."""
         ...
 
 
@@ -168,6 +215,46 @@ class GuardedTranslator(TokenizedEngine):
             raise ValueError(f"n-best needs n >= 1, not {n}")
         return max(n, self.num_beams)
 
+    def forbidden_sequences(self, forbidden: ForbiddenForms) -> TokenSequences:
+        """The target token sequences that spell ``forbidden.forms``, as the decoder would.
+
+        Each form is cut by the target-side tokenizer twice: as a word of its own (SentencePiece
+        writes its leading space as part of the first piece, ``▁La w row``) and glued to what
+        precedes it (``La w row`` after a quote or hyphen).  A cut that does not decode back to
+        the form (a character the vocabulary lacks becomes ``<unk>``) is dropped, as is any
+        sequence found inside a cut of a ``kept`` word.  Forbidding works on tokens, so a longer
+        word that starts with the same pieces (``Lawrowa``) is forbidden with it.
+        """
+        with self.tokenizer_lock:
+            kept = [ids for word in sorted(forbidden.kept) for ids in self._spellings(word)]
+            found = {ids for form in sorted(forbidden.forms) for ids in self._spellings(form)}
+        return frozenset(ids for ids in found if not any(_contains(k, ids) for k in kept))
+
+    def _spellings(self, word: str) -> Iterator[tuple[int, ...]]:
+        """``word`` as target token ids, standing alone and glued (caller holds the lock)."""
+        special = set(self.tokenizer.all_special_ids)
+        for ids in (self._target_ids(word), self._glued_ids(word)):
+            if ids and not special.intersection(ids) and self._spells(ids, word):
+                yield ids
+
+    def _target_ids(self, text: str) -> tuple[int, ...]:
+        encoded = self.tokenizer(text_target=text, add_special_tokens=False)["input_ids"]
+        return tuple(int(i) for i in encoded)
+
+    def _glued_ids(self, word: str) -> tuple[int, ...]:
+        """The pieces of ``word`` after a marker character, or () when no marker stays apart."""
+        special = set(self.tokenizer.all_special_ids)
+        for marker in _GLUE_MARKERS:
+            alone = self._target_ids(marker)
+            both = self._target_ids(marker + word)
+            if alone and not special.intersection(alone) and both[: len(alone)] == alone:
+                return both[len(alone) :]
+        return ()
+
+    def _spells(self, ids: Sequence[int], word: str) -> bool:
+        decoded = str(self.tokenizer.decode(list(ids), skip_special_tokens=True))
+        return _plain(decoded) == _plain(word)
+
 
 class GuardedSummarizer(TokenizedEngine):
     """A seq2seq summarizer's input limit and summary lengths, whichever backend generates.
@@ -199,6 +286,19 @@ class GuardedSummarizer(TokenizedEngine):
     def finish(decoded: Sequence[str]) -> list[str]:
         """The summaries, trimmed."""
         return [text.strip() for text in decoded]
+
+
+def _contains(haystack: Sequence[int], needle: Sequence[int]) -> bool:
+    """Whether ``needle`` occurs in ``haystack`` as a contiguous run."""
+    size = len(needle)
+    return any(
+        tuple(haystack[i : i + size]) == tuple(needle) for i in range(len(haystack) - size + 1)
+    )
+
+
+def _plain(text: str) -> str:
+    """``text`` as SentencePiece's NFKC normalizer leaves it: NFKC, single spaces, trimmed."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
 
 
 def collapse_repeats(text: str, *, max_repeats: int = 3, max_ngram: int = 8) -> str:

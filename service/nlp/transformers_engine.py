@@ -17,6 +17,7 @@ from service.nlp.engine import (
     GuardedSummarizer,
     GuardedTranslator,
     TokenizedEngine,
+    TokenSequences,
 )
 from service.nlp.loading import LoadedModel, load_seq2seq
 from service.presets import Generation
@@ -61,14 +62,21 @@ class TransformersTranslator(GuardedTranslator):
         super().__init__(loaded.tokenizer, loaded.model.config, loaded.ref, num_beams=num_beams)
         self.loaded = loaded
 
-    def translate_batch(self, texts: Sequence[str]) -> list[str]:
+    def translate_batch(
+        self, texts: Sequence[str], forbidden: TokenSequences = frozenset()
+    ) -> list[str]:
         """Translate one batch; every text must already fit ``max_source_tokens``."""
-        return [best for best, *_ in self.translate_nbest(texts, 1)]
+        return [best for best, *_ in self.translate_nbest(texts, 1, forbidden)]
 
-    def translate_nbest(self, texts: Sequence[str], n: int) -> list[list[str]]:
+    def translate_nbest(
+        self, texts: Sequence[str], n: int, forbidden: TokenSequences = frozenset()
+    ) -> list[list[str]]:
         """The ``n`` best translations of each text by beam search, best first."""
         if not texts:
             return []
+        options: dict[str, Any] = {}
+        if forbidden:
+            options["bad_words_ids"] = self._bad_words_ids(forbidden)
         decoded = _generate(
             self,
             self.loaded,
@@ -77,9 +85,18 @@ class TransformersTranslator(GuardedTranslator):
             self.generation_lengths,
             num_beams=self.nbest_beams(n),
             num_return_sequences=n,
+            **options,
         )
         finished = self.finish(decoded)
         return [finished[i * n : (i + 1) * n] for i in range(len(texts))]
+
+    def _bad_words_ids(self, forbidden: TokenSequences) -> list[list[int]]:
+        """``forbidden`` added to the model's own ``bad_words_ids`` (Marian's ``<pad>``), which
+        a ``bad_words_ids`` argument to ``generate`` would otherwise replace."""
+        own = self.loaded.model.generation_config.bad_words_ids or []
+        merged = dict.fromkeys(tuple(int(i) for i in ids) for ids in own)
+        merged.update(dict.fromkeys(sorted(forbidden)))
+        return [list(ids) for ids in merged]
 
 
 class TransformersSummarizer(GuardedSummarizer):

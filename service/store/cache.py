@@ -7,6 +7,8 @@ while a job runs share that job.
 
 The sentence cache keys each translation by the translation model (id, revision, backend,
 compute type) and the sentence, so an edited article re-translates only its changed sentences.
+A sentence translated under a glossary's forbidden spellings is kept under that set's digest as
+well (``variant``): the same sentence without them (or with others) may translate differently.
 """
 
 from __future__ import annotations
@@ -111,21 +113,29 @@ class RedisSentenceCache:
         self.ttl_s = ttl_s
         self._model_digest = model_digest(model)
 
-    def _key(self, sentence: str) -> str:
+    def _key(self, sentence: str, variant: str | None) -> str:
         normalized = nfc(sentence).strip()
-        digest = hashlib.sha256(normalized.encode()).hexdigest()
+        keyed = normalized if variant is None else f"{variant}\x00{normalized}"
+        digest = hashlib.sha256(keyed.encode()).hexdigest()
         return self.keys.sentence(self._model_digest, digest)
 
-    async def get_many(self, sentences: Sequence[str]) -> list[str | None]:
+    async def get_many(
+        self, sentences: Sequence[str], *, variant: str | None = None
+    ) -> list[str | None]:
+        """The cached translations (None where there is none); ``variant``: the digest of what
+        else they were translated under (forbidden spellings), None for a plain translation."""
         if not sentences:
             return []
-        values = await self.redis.mget([self._key(s) for s in sentences])
+        values = await self.redis.mget([self._key(s, variant) for s in sentences])
         return [None if v is None else bytes(v).decode() for v in values]
 
-    async def set_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+    async def set_many(
+        self, pairs: Sequence[tuple[str, str]], *, variant: str | None = None
+    ) -> None:
+        """Keep (sentence, translation) pairs made under ``variant`` (see ``get_many``)."""
         if not pairs:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             for sentence, english in pairs:
-                pipe.set(self._key(sentence), english.encode(), ex=self.ttl_s)
+                pipe.set(self._key(sentence, variant), english.encode(), ex=self.ttl_s)
             await pipe.execute()

@@ -13,6 +13,10 @@ Ukrainian name (``Lawrow``) comes out unchanged in the English.  The steps, in p
 3. :func:`repair_output` replaces German forms that survived into English text; the summary gets
    the same treatment (:func:`check_summary`), but a term it lost is not an error.
 
+Beside step 2, :func:`wrong_spellings` lists the German forms of entries (with the genitives the
+matcher knows) that the translation engines are told never to generate where the entries'
+target forms are required.
+
 Case-insensitive matching uses Python's simple case folding (``str.lower``), as ``re`` does.
 """
 
@@ -40,6 +44,7 @@ __all__ = [
     "check_translation",
     "choose_hypothesis",
     "repair_output",
+    "wrong_spellings",
 ]
 
 #: German genitive endings of names: ``Lawrows``, ``Lawrow's`` (common, though not standard),
@@ -253,6 +258,30 @@ def check_summary(summary_en: str, glossary: Glossary) -> Repair:
     A target term the summary dropped is not checked: a summary leaves people out by design.
     """
     return repair_output(summary_en, glossary)
+
+
+def wrong_spellings(entries: Sequence[GlossaryEntry]) -> tuple[str, ...]:
+    """The spellings of ``entries`` that English output must not contain, in a stable order.
+
+    For each entry its German source form (``Lawrow``), capitalized as at a sentence start, and
+    the genitives the matcher rewrites (``Lawrows``, ``Lawrow's``, ``Lawrow’s``; ``Klaus'`` for
+    a sibilant ending).  A source form that is a word of any of these entries' targets is left
+    out with all its endings (its English genitive is right): an entry kept as written
+    (``Bundestag``, ``Wladimir Klitschko``) forbids nothing, and does not let another entry that
+    rewrites ``Wladimir`` to ``Vladimir`` forbid the ``Wladimir`` it needs.
+    """
+    targets = [entry.target for entry in entries]
+    forms: dict[str, None] = {}
+    for entry in entries:
+        source = _spaced(entry.source)
+        for base in dict.fromkeys([source, source[:1].upper() + source[1:]]):
+            if any(_presence_pattern(base).search(target) for target in targets):
+                continue
+            endings = ["", "s", "'s", "’s"]
+            if base.lower().endswith(_SIBILANT_ENDINGS):
+                endings += ["'", "’"]
+            forms.update(dict.fromkeys(base + ending for ending in endings))
+    return tuple(forms)
 
 
 def _after_article(text: str, start: int) -> bool:
