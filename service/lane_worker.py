@@ -33,6 +33,7 @@ from service.constants import JOB_TOUCH_INTERVAL_S, TRANSLATE_TASK, Keys
 from service.errors import GlossaryNotFoundError
 from service.glossary_steps import GlossaryRun
 from service.intake import job_error
+from service.nlp.engine import ForbiddenForms
 from service.queue import DrainingWorker, LaneGlossary, LaneOutcome, TranslatePayload, make_worker
 from service.settings import Settings
 from service.sources.markup import sentence_translator, translate_html
@@ -106,30 +107,56 @@ class LaneTranslator:
         self.state = state
         self.glossary = glossary
 
-    async def sentences(self, sentences: Sequence[str]) -> tuple[list[str], int]:
-        """Translations in order, and how many came from the cache."""
+    async def sentences(
+        self, sentences: Sequence[str], forbidden: ForbiddenForms | None = None
+    ) -> tuple[list[str], int]:
+        """Translations in order, and how many came from the cache; ``forbidden`` spellings are
+        kept out of them (and their cache entries apart from unconstrained ones)."""
+        if not sentences:
+            return [], 0
         cache = self.state.sentence_cache
-        known: list[str | None] = await cache.get_many(sentences)
+        variant = None if forbidden is None else forbidden.digest
+        known: list[str | None] = await cache.get_many(sentences, variant=variant)
         missing = [i for i, hit in enumerate(known) if hit is None]
         fresh = await self.state.pipeline.scheduler.translate(
-            [sentences[i] for i in missing], priority=True
+            [sentences[i] for i in missing], priority=True, forbidden=forbidden
         )
         result = list(known)
         for index, english in zip(missing, fresh, strict=True):
             result[index] = english
         if missing:
-            await cache.set_many([(sentences[i], result[i] or "") for i in missing])
+            pairs = [(sentences[i], result[i] or "") for i in missing]
+            await cache.set_many(pairs, variant=variant)
         return [text or "" for text in result], len(sentences) - len(missing)
 
     async def translated(self, sentences: Sequence[str]) -> tuple[list[str], int]:
         """Translations in order with the glossary applied and settled (step 1 before the
-        model, step 2 after: see ``GlossaryRun``), and how many came from the cache."""
+        model, step 2 after: see ``GlossaryRun``), and how many came from the cache.
+
+        As in an article, only the sentences that require a target form are translated with
+        the entries' wrong spellings forbidden; both groups are asked for at once."""
         if self.glossary is None:
             return await self.sentences(sentences)
         run = GlossaryRun.start(self.glossary, sentences)
-        english, hits = await self.sentences(run.sources)
-        settled, _ = await run.settle(english, self.state.pipeline.scheduler.translate_nbest)
-        return settled, hits
+        sources = run.sources
+        bound = [i for i, constrained in enumerate(run.constrained) if constrained]
+        free = [i for i, constrained in enumerate(run.constrained) if not constrained]
+        (free_en, free_hits), (bound_en, bound_hits) = await asyncio.gather(
+            self.sentences([sources[i] for i in free]),
+            self.sentences([sources[i] for i in bound], run.forbidden),
+        )
+        english = [""] * len(sources)
+        for index, text in [*zip(free, free_en, strict=True), *zip(bound, bound_en, strict=True)]:
+            english[index] = text
+        scheduler = self.state.pipeline.scheduler
+
+        async def nbest(
+            texts: list[str], n: int, forbidden: ForbiddenForms | None
+        ) -> list[list[str]]:
+            return await scheduler.translate_nbest(texts, n, forbidden=forbidden)  # type: ignore[no-any-return]
+
+        settled, _ = await run.settle(english, nbest)
+        return settled, free_hits + bound_hits
 
     async def run(self, payload: TranslatePayload) -> LaneOutcome:
         """Every text of the request, laid out as it came (lines and paragraphs kept)."""

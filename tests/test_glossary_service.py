@@ -300,14 +300,17 @@ async def model_said(stack: Stack, entries: dict[str, str], german: str, english
         target_lang="EN",
         entries="\n".join(f"{s}\t{t}" for s, t in entries.items()),
     )
-    rewritten = apply_to_source(german, made).text
+    run = GlossaryRun.start(made, [german])
+    (rewritten,) = run.sources
     assert rewritten != german
+    # Filed as the service files it: under the digest of the spellings forbidden to the model.
+    variant = run.forbidden.digest if run.forbidden is not None and run.constrained[0] else None
     client = Redis.from_url(stack.redis_url)
     try:
         models = await WorkerRegistry(client, Keys(PREFIX)).models()
         assert models is not None
         cache = RedisSentenceCache(client, Keys(PREFIX), models["translation"], 600)
-        await cache.set_many([(rewritten, english)])
+        await cache.set_many([(rewritten, english)], variant=variant)
     finally:
         await client.aclose()
 

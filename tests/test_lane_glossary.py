@@ -17,7 +17,7 @@ from service.constants import Keys
 from service.errors import GlossaryNotFoundError
 from service.lane_worker import LaneGlossaries, build_lane_worker
 from service.nlp.batching import InferenceScheduler
-from service.nlp.engine import ModelRef
+from service.nlp.engine import ForbiddenForms, ModelRef, TokenSequences
 from service.queue import LaneGlossary, TranslatePayload, TranslateQueue
 from service.settings import Settings
 from service.store.glossaries import GlossaryStore
@@ -41,17 +41,28 @@ class EchoEngine:
         self.rewrite = rewrite
         self.sent: list[str] = []
         self.nbest_sent: list[str] = []
+        #: The forbidden token sequences of each batch.
+        self.forbidden: list[TokenSequences] = []
         self.lock = threading.Lock()
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return [len(text.split()) + 1 for text in texts]
 
-    def translate_batch(self, texts: Sequence[str]) -> list[str]:
+    def forbidden_sequences(self, forbidden: ForbiddenForms) -> TokenSequences:
+        """One "token" per character: enough to see which batches carried which forms."""
+        return frozenset(tuple(ord(c) for c in form) for form in forbidden.forms)
+
+    def translate_batch(
+        self, texts: Sequence[str], forbidden: TokenSequences = frozenset()
+    ) -> list[str]:
         with self.lock:
             self.sent.extend(texts)
+            self.forbidden.append(forbidden)
         return [self.rewrite(text) for text in texts]
 
-    def translate_nbest(self, texts: Sequence[str], n: int) -> list[list[str]]:
+    def translate_nbest(
+        self, texts: Sequence[str], n: int, forbidden: TokenSequences = frozenset()
+    ) -> list[list[str]]:
         with self.lock:
             self.nbest_sent.extend(texts)
         return [[self.rewrite(text), text, text.upper()][:n] for text in texts]
@@ -60,7 +71,9 @@ class EchoEngine:
 class RevertingEngine(EchoEngine):
     """A model that writes the German form back in every hypothesis."""
 
-    def translate_nbest(self, texts: Sequence[str], n: int) -> list[list[str]]:
+    def translate_nbest(
+        self, texts: Sequence[str], n: int, forbidden: TokenSequences = frozenset()
+    ) -> list[list[str]]:
         return [[self.rewrite(text)] * n for text in texts]
 
 
@@ -70,11 +83,22 @@ class MemoryCache:
 
     entries: dict[str, str] = field(default_factory=dict)
 
-    async def get_many(self, sentences: Sequence[str]) -> list[str | None]:
-        return [self.entries.get(s) for s in sentences]
+    #: The variant (the digest of forbidden spellings) each cached sentence was made under.
+    variants: dict[str, str | None] = field(default_factory=dict)
 
-    async def set_many(self, pairs: Sequence[tuple[str, str]]) -> None:
+    async def get_many(
+        self, sentences: Sequence[str], *, variant: str | None = None
+    ) -> list[str | None]:
+        return [
+            self.entries.get(s) if self.variants.get(s, variant) == variant else None
+            for s in sentences
+        ]
+
+    async def set_many(
+        self, pairs: Sequence[tuple[str, str]], *, variant: str | None = None
+    ) -> None:
         self.entries.update(pairs)
+        self.variants.update((source, variant) for source, _ in pairs)
 
 
 @dataclass
@@ -163,6 +187,12 @@ async def test_the_model_is_sent_the_english_form_and_the_cache_is_keyed_by_it(
     assert without == [GERMAN]
     assert lane.engine.sent == [rewritten, GERMAN]
     assert set(lane.state.sentence_cache.entries) == {rewritten, GERMAN}
+    # The sentence that requires "Lavrov" was translated with the German spelling forbidden,
+    # and cached apart from translations made without that constraint.
+    constrained, free = lane.engine.forbidden
+    assert tuple(ord(c) for c in "Lawrow") in constrained and not free
+    variants = lane.state.sentence_cache.variants
+    assert variants[GERMAN] is None and variants[rewritten] is not None
 
 
 async def test_a_lost_name_comes_back_from_the_nbest_list_of_the_rewritten_sentence(
