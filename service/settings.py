@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     """Requests with a missing or wrong API key per client address per minute; past it, that
     address gets 429 for the rest of the minute, right key or not, so keys cannot be guessed
     at speed.  0: unlimited."""
+    allow_open_api: bool = False
+    """Serve on a non-loopback address without API keys.  Off, the API refuses to start that
+    way: an address others can reach without keys is a decision, not a default."""
     trusted_proxies: str = ""
     """Addresses of reverse proxies whose X-Forwarded-For is believed (comma-separated, or
     ``*``); empty: the client address is the connection's, so behind a proxy everyone would

@@ -370,3 +370,15 @@ def test_keda_validation_refuses_wrong_types_and_python_names(rendered: dict[str
     assert len(problems) == 2, problems
     assert "spec/maxReplicaCount" in problems[0] + problems[1]
     assert "spec/polling_interval" in problems[0] + problems[1]
+
+
+def test_only_the_dev_overlay_serves_without_keys(rendered: dict[str, Objects]) -> None:
+    """The API listens on the pod's address, so without keys it refuses to start unless the
+    overlay says serving everyone is meant: only the laptop overlay (port-forward) does."""
+    for overlay, objects in rendered.items():
+        data = settings_data(objects)
+        assert data.get("KURZ_HOST", "127.0.0.1") not in ("127.0.0.1", "localhost")
+        open_on_purpose = data.get("KURZ_ALLOW_OPEN_API", "false").lower() == "true"
+        assert open_on_purpose == (overlay == "dev"), overlay
+        env = {item["name"] for item in container(objects, "kurzgefasst-api").get("env", [])}
+        assert "KURZ_API_KEYS" in env, overlay

@@ -314,6 +314,15 @@ def test_compose_sets_only_variables_the_settings_know() -> None:
             assert variable in known, f"{path.name}: {variable}"
 
 
+def test_compose_publishes_the_api_on_loopback_by_default() -> None:
+    """``docker compose up`` serves this machine only until an operator opens it on purpose
+    (the API listens on every interface inside its container, so the publish address decides)."""
+    api = load_yaml(COMPOSE)["services"]["api"]
+    (published,) = api["ports"]
+    default = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", published)
+    assert default == "127.0.0.1:8000:8000", published
+
+
 # --- .env.example and the README ---------------------------------------------------------------
 
 

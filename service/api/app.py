@@ -11,6 +11,7 @@ recovers by itself when it is back.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -37,6 +38,7 @@ from service.api.ratelimit import FixedWindowLimiter
 from service.api.request import KurzRequest
 from service.api.services import Services
 from service.constants import Keys
+from service.errors import ConfigError
 from service.logs import redacted_url
 from service.presets import PresetRegistry
 from service.queue import JobQueue
@@ -176,12 +178,34 @@ async def _warm_language_model() -> None:
     await asyncio.to_thread(detect_language, ["Die Sonne scheint heute über ganz Deutschland."])
 
 
+def refuse_accidental_exposure(settings: Settings) -> None:
+    """``ConfigError`` when the API would listen where others can reach it with no keys,
+    unless ``KURZ_ALLOW_OPEN_API`` says that is meant: anyone who can connect could then read
+    every job and fill the queue."""
+    if settings.api_keys or settings.allow_open_api or _is_loopback(settings.host):
+        return
+    raise ConfigError(
+        f"the API would listen on {settings.host} without API keys: set KURZ_API_KEYS, listen "
+        "on 127.0.0.1 (KURZ_HOST), or set KURZ_ALLOW_OPEN_API=true to serve everyone on purpose"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a hostname: it may resolve to any interface
+
+
 def serve(settings: Settings) -> None:
     """``python -m service api``: run the app under uvicorn on settings.host:port.
 
     The client address (rate limits without keys) is the connection's, unless it comes from a
     proxy in ``KURZ_TRUSTED_PROXIES``: then it is the one that proxy puts in X-Forwarded-For.
     """
+    refuse_accidental_exposure(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
