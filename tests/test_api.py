@@ -755,6 +755,26 @@ async def test_rate_limit_is_429_with_retry_after(
     assert [key async for key in redis.scan_iter(match=f"{prefix}:rate:*")], "counted in Redis"
 
 
+async def test_a_batch_counts_each_article_against_the_rate_limit(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A batch of n articles uses n submissions of the key's minute: batches cannot multiply
+    what a key may submit."""
+    seconds_into_minute = time.time() % 60
+    if seconds_into_minute > 55:  # keep all requests inside one fixed window
+        await asyncio.sleep(60 - seconds_into_minute + 0.1)
+    app = create_app(make_settings(api_keys=["alpha-key"], rate_limit_per_minute=5))
+    alpha = {"X-API-Key": "alpha-key"}
+    articles = [{"text": f"{GERMAN} Artikel {index}."} for index in range(4)]
+    async with AsyncTestClient(app) as client:
+        first = await client.post("/summarize/batch", json={"articles": articles}, headers=alpha)
+        second = await client.post("/summarize/batch", json={"articles": articles}, headers=alpha)
+        single = await client.get("/styles", headers=alpha)
+    assert first.status_code == 202, first.text
+    assert_problem(second, 429, "rate_limited")  # 4 + 4 > 5
+    assert_problem(single, 429, "rate_limited")  # the key's minute is used up
+
+
 # --- health, metrics, schema ----------------------------------------------------------------------
 
 

@@ -127,8 +127,12 @@ async def summarize_batch(
             limit=MAX_BATCH,
             count=count,
         )
+    caller = caller_of(request)
+    # The guard counted the request as one submission; each further article counts too, so a
+    # batch of 100 cannot carry a hundred times the submissions a key may make.
+    await services.limiter.check(caller.rate_subject, amount=count - 1)
     models = await current_models(services)
-    owner = owner_of(caller_of(request))
+    owner = owner_of(caller)
     items: list[BatchItem] = []
     for index, raw in enumerate(data.articles):
         items.append(await _batch_item(services, models, index, raw, owner))

@@ -54,15 +54,17 @@ class FixedWindowLimiter:
     def enabled(self) -> bool:
         return self.per_minute > 0
 
-    async def hit(self, subject: str, per_minute: int | None = None) -> RateDecision:
-        """Count one request of ``subject`` in the current window (INCR and EXPIRE together),
-        against ``per_minute`` (the limiter's own limit when None)."""
+    async def hit(
+        self, subject: str, per_minute: int | None = None, *, amount: int = 1
+    ) -> RateDecision:
+        """Count ``amount`` requests of ``subject`` in the current window (INCRBY and EXPIRE
+        together), against ``per_minute`` (the limiter's own limit when None)."""
         limit = self.per_minute if per_minute is None else per_minute
         now = self.clock()
         window = int(now // WINDOW_S)
         key = self.keys.rate(subject, window)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(key)
+            pipe.incrby(key, amount)
             pipe.expire(key, WINDOW_S + 5)
             count, _ = await pipe.execute()
         reset_after = max(1, math.ceil((window + 1) * WINDOW_S - now))
@@ -83,13 +85,16 @@ class FixedWindowLimiter:
         now = self.clock()
         return max(1, math.ceil((int(now // WINDOW_S) + 1) * WINDOW_S - now))
 
-    async def check(self, subject: str, per_minute: int | None = None) -> None:
-        """Count the request; over the limit (``per_minute``, else the limiter's own; 0 is no
-        limit), raise a 429 problem saying when to come back."""
+    async def check(
+        self, subject: str, per_minute: int | None = None, *, amount: int = 1
+    ) -> None:
+        """Count the request (as ``amount`` requests: a batch counts its articles); over the
+        limit (``per_minute``, else the limiter's own; 0 is no limit), raise a 429 problem
+        saying when to come back."""
         limit = self.per_minute if per_minute is None else per_minute
-        if limit <= 0:
+        if limit <= 0 or amount <= 0:
             return
-        decision = await self.hit(subject, limit)
+        decision = await self.hit(subject, limit, amount=amount)
         if decision.allowed:
             return
         raise ApiProblem(
