@@ -134,7 +134,9 @@ class Settings(BaseSettings):
     webhook_retry_schedule: Annotated[list[float], NoDecode] = [0, 5, 300, 1800, 7200, 18000, 36000]
     """Delays in seconds between delivery attempts."""
     webhook_allow_hosts: Annotated[list[str], NoDecode] = []
-    """Hosts or networks callbacks may reach even though they are not public addresses."""
+    """Hosts or networks callbacks may reach even though they are not public addresses (on any
+    port), and ``host:port`` entries: callbacks use ports 80 and 443 only, others need such an
+    entry."""
     webhook_timeout_s: float = Field(default=15.0, gt=0)
     """Seconds one delivery attempt may take, connection to last byte."""
     public_url: str = "http://127.0.0.1:8000"

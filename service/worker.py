@@ -111,7 +111,8 @@ class WorkerState:
             results=results,
             notifier=notifier,
             http=make_client(
-                AllowList.from_settings(settings.webhook_allow_hosts), settings.webhook_timeout_s
+                AllowList.from_settings(settings.webhook_allow_hosts, callbacks=True),
+                settings.webhook_timeout_s,
             ),
             pipeline=pipeline,
             sentence_cache=RedisSentenceCache(

@@ -347,7 +347,12 @@ async def test_callback_url_to_a_private_address_is_refused(
 ) -> None:
     """A callback URL pointing inside the network is refused before anything is queued."""
     pytest.importorskip("service.webhooks.ssrf")
-    for url in ("http://127.0.0.1:6379/", "http://169.254.169.254/latest", "file:///etc/passwd"):
+    for url in (
+        "http://127.0.0.1:6379/",
+        "http://169.254.169.254/latest",
+        "file:///etc/passwd",
+        "https://hooks.example.com:8443/kurz",  # a public host, but not on port 80 or 443
+    ):
         response = await client.post("/summarize", json={"text": GERMAN, "callback_url": url})
         assert_problem(response, 422, "callback_url_refused")
     accepted = await client.post(

@@ -530,3 +530,52 @@ async def test_credentials_trick_is_refused_even_with_loopback_allowed(
     assert outcome.record.error is not None and "credentials" in outcome.record.error
     assert tripwire.seen == []
     assert canary.connections == 0
+
+
+# --- callback ports -------------------------------------------------------------------------------
+
+
+def callbacks(*entries: str) -> AllowList:
+    return AllowList.from_settings(entries, callbacks=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com:8443/kurz",
+        "http://hooks.example.com:6379/",
+        "http://93.184.216.34:8080/",
+        "http://[2606:4700::1111]:22/",
+    ],
+)
+def test_a_callback_on_another_port_than_80_or_443_is_refused(url: str) -> None:
+    """A port is often another service (an admin panel, a database's HTTP interface)."""
+    with pytest.raises(CallbackRefusedError, match="port"):
+        check_url(url, callbacks())
+
+
+def test_80_and_443_are_open_and_allow_list_entries_open_more() -> None:
+    """``host:port`` opens one port on a host or network; an entry without a port trusts the
+    host on every port (receivers on the private network, tests on loopback)."""
+    for url in (
+        "https://hooks.example.com/k",
+        "http://hooks.example.com:80/k",
+        "https://hooks.example.com:443/k",
+    ):
+        check_url(url, callbacks())
+    check_url("https://hooks.example.com:8443/k", callbacks("hooks.example.com:8443"))
+    check_url("http://93.184.216.34:8080/", callbacks("93.184.216.0/24:8080"))
+    check_url("http://[2606:4700::1111]:8080/", callbacks("[2606:4700::1111]:8080"))
+    check_url("http://127.0.0.1:41234/", callbacks("127.0.0.1"))
+    with pytest.raises(CallbackRefusedError, match="port"):
+        check_url("https://hooks.example.com:9443/k", callbacks("hooks.example.com:8443"))
+    # A port entry opens the port, not the address checks: loopback stays refused.
+    with pytest.raises(CallbackRefusedError, match="not a public address"):
+        check_url("http://127.0.0.1:8080/", callbacks("127.0.0.1:8080"))
+    # Fetching articles is not restricted to those ports.
+    check_url("http://93.184.216.34:8080/", AllowList.from_settings([]))
+
+
+def test_a_port_out_of_range_in_an_entry_stops_start_up() -> None:
+    with pytest.raises(AllowListError, match="out of range"):
+        callbacks("hooks.example.com:70000")

@@ -70,7 +70,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
     """
     presets = PresetRegistry.from_directory(settings.prompts_dir)
     default_glossary = load_default_glossary(settings.glossaries_dir)
-    callbacks = AllowList.from_settings(settings.webhook_allow_hosts)
+    callbacks = AllowList.from_settings(settings.webhook_allow_hosts, callbacks=True)
     AllowList.from_settings(settings.fetch_allow_hosts)  # a bad entry stops start-up here
     metrics = ApiMetrics()
     api_keys = ApiKeys(settings.api_keys)

@@ -85,9 +85,7 @@ class FixedWindowLimiter:
         now = self.clock()
         return max(1, math.ceil((int(now // WINDOW_S) + 1) * WINDOW_S - now))
 
-    async def check(
-        self, subject: str, per_minute: int | None = None, *, amount: int = 1
-    ) -> None:
+    async def check(self, subject: str, per_minute: int | None = None, *, amount: int = 1) -> None:
         """Count the request (as ``amount`` requests: a batch counts its articles); over the
         limit (``per_minute``, else the limiter's own; 0 is no limit), raise a 429 problem
         saying when to come back."""

@@ -4,7 +4,7 @@ The queue worker drives a delivery; this module holds no loop and never sleeps, 
 hours away is a scheduled queue job rather than a coroutine blocking a worker slot::
 
     signer = WebhookSigner.from_setting(settings.webhook_secret)   # refuses an empty secret
-    client = make_client(AllowList.from_settings(settings.webhook_allow_hosts),
+    client = make_client(AllowList.from_settings(settings.webhook_allow_hosts, callbacks=True),
                          settings.webhook_timeout_s)
     log = DeliveryLog(redis, Keys(settings.key_prefix))
 

@@ -65,6 +65,10 @@ MAX_URL_LENGTH: Final = 2048
 MAX_CONNECT_ADDRESSES: Final = 3
 _SCHEMES: Final = frozenset({"http", "https"})
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+#: Ports a callback may use without an allow-list entry.
+_OPEN_PORTS: Final = frozenset({80, 443})
+#: ``host:port``, ``[v6]:port`` or ``network/len:port`` (a bare IPv6 address has colons too).
+_PORT_SUFFIX: Final = re.compile(r"^(?P<target>\[[^\]]+\]|[^:]+):(?P<port>\d{1,5})$")
 #: What an ASCII (IDNA-encoded) hostname may contain.  httpx lets ``%`` escapes and NUL through in
 #: hosts, which resolvers then read in their own ways; nothing outside this set is sent anywhere.
 _HOSTNAME_RE: Final = re.compile(r"^[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?\.?$")
@@ -78,16 +82,30 @@ class AllowList:
     check; a network entry (``10.1.0.0/16``, or one address such as ``127.0.0.1``) exempts
     addresses inside it.  ``AllowList()`` allows nothing.  A bad entry raises
     :class:`AllowListError`, so a typo stops the process instead of silently blocking webhooks.
+
+    With ``restrict_ports`` (callbacks), URLs may name ports 80 and 443 only, unless an entry
+    allows more: one without a port (a host or network the operator trusts) allows any port on
+    it, and ``host:port`` (``[v6]:port``, ``10.0.0.0/8:8080``) allows that one port there
+    without exempting its addresses from the checks.  A port is often a different service:
+    an admin panel, a database's HTTP interface.
     """
 
-    __slots__ = ("hosts", "networks")
+    __slots__ = ("host_ports", "hosts", "network_ports", "networks", "restrict_ports")
 
-    def __init__(self, entries: Iterable[str] = ()) -> None:
+    def __init__(self, entries: Iterable[str] = (), *, restrict_ports: bool = False) -> None:
         hosts: set[str] = set()
         networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        host_ports: set[tuple[str, int]] = set()
+        network_ports: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int]] = []
         for raw in entries:
             entry = raw.strip()
             if not entry:
+                continue
+            entry, port = _split_port(entry)
+            if port is not None:
+                target = AllowList([entry])
+                host_ports.update((host, port) for host in target.hosts)
+                network_ports.extend((net, port) for net in target.networks)
                 continue
             try:
                 networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
@@ -105,15 +123,35 @@ class AllowList:
             hosts.add(name)
         self.hosts: frozenset[str] = frozenset(hosts)
         self.networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(networks)
+        self.host_ports: frozenset[tuple[str, int]] = frozenset(host_ports)
+        self.network_ports = tuple(network_ports)
+        self.restrict_ports = restrict_ports
 
     @classmethod
-    def from_settings(cls, entries: Iterable[str]) -> AllowList:
-        """Build from ``Settings.webhook_allow_hosts`` (``KURZ_WEBHOOK_ALLOW_HOSTS``)."""
-        return cls(entries)
+    def from_settings(cls, entries: Iterable[str], *, callbacks: bool = False) -> AllowList:
+        """Build from ``Settings.webhook_allow_hosts`` (``KURZ_WEBHOOK_ALLOW_HOSTS``, with
+        ``callbacks``: ports restricted) or ``Settings.fetch_allow_hosts``."""
+        return cls(entries, restrict_ports=callbacks)
+
+    def allows_port(self, host: str, ip: IPAddress | None, port: int) -> bool:
+        """Whether a URL may name ``port`` on ``host`` (``ip`` when the host is a literal)."""
+        if not self.restrict_ports or port in _OPEN_PORTS:
+            return True
+        name = host.lower().rstrip(".")
+        if name in self.hosts or (name, port) in self.host_ports:
+            return True
+        if ip is None:
+            return False
+        return self.allows_address(ip) or any(
+            ip.version == net.version and ip in net and port == allowed
+            for net, allowed in self.network_ports
+        )
 
     def __repr__(self) -> str:
         entries = sorted(self.hosts) + [str(net) for net in self.networks]
-        return f"AllowList({entries!r})"
+        entries += sorted(f"{host}:{port}" for host, port in self.host_ports)
+        entries += [f"{net}:{port}" for net, port in self.network_ports]
+        return f"AllowList({entries!r}, restrict_ports={self.restrict_ports})"
 
     def allows_host(self, host: str) -> bool:
         """Whether ``host`` (ASCII, as in a URL) is exempt by name."""
@@ -146,6 +184,17 @@ class ParsedTarget:
     ip: IPAddress | None = field(default=None)
 
 
+def _split_port(entry: str) -> tuple[str, int | None]:
+    """An allow-list entry and its port, if it names one (``AllowListError`` if out of range)."""
+    match = _PORT_SUFFIX.match(entry)
+    if match is None:
+        return entry, None
+    port = int(match["port"])
+    if not 0 < port < 65536:
+        raise AllowListError(f"webhook allow-list entry {entry!r}: port {port} is out of range")
+    return match["target"].strip("[]"), port
+
+
 def check_url(url: str | httpx.URL, allow: AllowList) -> ParsedTarget:
     """Validate a callback URL without any network access; raise ``CallbackRefusedError``.
 
@@ -159,6 +208,10 @@ def check_url(url: str | httpx.URL, allow: AllowList) -> ParsedTarget:
     host = parsed.raw_host.decode("ascii").lower()
     port = parsed.port if parsed.port is not None else _DEFAULT_PORTS[scheme]
     ip = _literal_address(text, host)
+    if not allow.allows_port(host, ip, port):
+        raise CallbackRefusedError(
+            text, f"port {port} is not allowed: 80 and 443 are, others need an allow-list entry"
+        )
     if ip is not None:
         if not (is_public_address(ip) or allow.allows_address(ip) or allow.allows_host(host)):
             raise CallbackRefusedError(text, f"{_describe(ip)} is not a public address")
