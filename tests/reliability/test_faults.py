@@ -64,6 +64,9 @@ def wait_for_webhooks(stack: Stack, job_ids: list[str], timeout_s: float) -> Non
 CONCURRENCY = 4
 
 
+#: The test's own waits (workers up, jobs finished, webhooks delivered) add up to more than the
+#: suite's 300 s hang guard when the machine is busy; they, not the guard, decide its outcome.
+@pytest.mark.timeout(900)
 def test_sigkilled_workers_lose_no_job_and_every_webhook_keeps_one_id(
     stack_factory: StackFactory, seed_sentences: list[str], figures: Figures
 ) -> None:
