@@ -332,7 +332,15 @@ $("cancel").addEventListener("click", async () => {
   }
   $("job-status").textContent = "Canceling…";
   try {
-    await withKey(() => request("DELETE", `/jobs/${encodeURIComponent(state.jobId)}`));
+    const { body } = await withKey(() =>
+      request("DELETE", `/jobs/${encodeURIComponent(state.jobId)}`),
+    );
+    // The answer is the job as it stands: canceled at once, even while its worker is still
+    // stopping it, so the page need not wait for the event stream to say so.
+    if (body && TERMINAL.has(body.status)) {
+      state.stream?.abort();
+      showView(body);
+    }
   } catch (error) {
     if (!(error instanceof Problem)) {
       throw error;
