@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -145,7 +146,8 @@ async def test_forbidden_url_is_refused_without_any_connection(
         outcome = await attempt_delivery(client, url, "msg_canary", b"{}", signer, timeout_s=2.0)
     assert outcome.outcome is Outcome.FAILED
     assert outcome.record.status_code is None
-    assert outcome.record.error is not None and outcome.record.error.startswith("refused:")
+    assert outcome.record.error == "refused"
+    assert outcome.detail is not None and outcome.detail.startswith("refused:")
     assert tripwire.seen == []
     assert canary.connections == 0
 
@@ -358,7 +360,11 @@ async def test_names_resolving_to_forbidden_addresses_are_refused(
         url = f"http://{host}:{canary.port}/hook"
         outcome = await attempt_delivery(client, url, "msg_1", b"{}", signer, timeout_s=2.0)
     assert asked == [host]
-    assert outcome.record.error is not None and outcome.record.error.startswith("refused:")
+    assert outcome.record.error == "refused"
+    assert outcome.detail is not None and outcome.detail.startswith("refused:")
+    # The client's delivery log must not map the private network: no resolved address in it.
+    shown = msgspec.json.encode(outcome.record).decode()
+    assert not [address for address in answers if address in shown], shown
     assert tripwire.seen == []
     assert canary.connections == 0
 
@@ -399,8 +405,8 @@ async def test_unresolvable_name_is_a_connection_failure_not_a_refusal(
             client, "http://nowhere.test/hook", "msg_1", b"{}", signer, timeout_s=2.0
         )
     assert outcome.outcome is Outcome.FAILED
-    assert outcome.record.error is not None
-    assert outcome.record.error.startswith("ConnectError: cannot resolve")
+    assert outcome.record.error == "connect_failed"
+    assert outcome.detail is not None and outcome.detail.startswith("ConnectError: cannot resolve")
 
 
 async def test_allowlisted_name_may_resolve_to_a_private_address(
@@ -490,7 +496,8 @@ async def test_tls_verifies_the_certificate_against_the_url_name(
         outcome = await attempt_delivery(client, url, "msg_1", b"{}", signer, timeout_s=2.0)
     assert (outcome.outcome is Outcome.DELIVERED) is delivered, outcome.record.error
     if not delivered:
-        assert outcome.record.error is not None and "certificate" in outcome.record.error.lower()
+        assert outcome.record.error == "tls_failed"
+        assert outcome.detail is not None and "certificate" in outcome.detail.lower()
 
 
 async def test_tls_connection_for_one_name_is_not_reused_for_another(
@@ -527,7 +534,8 @@ async def test_credentials_trick_is_refused_even_with_loopback_allowed(
     async with make_client(LOOPBACK, 2.0, inner=tripwire) as client:
         url = f"http://public.example@127.0.0.1:{canary.port}/hook"
         outcome = await attempt_delivery(client, url, "msg_1", b"{}", signer, timeout_s=2.0)
-    assert outcome.record.error is not None and "credentials" in outcome.record.error
+    assert outcome.record.error == "refused"
+    assert outcome.detail is not None and "credentials" in outcome.detail
     assert tripwire.seen == []
     assert canary.connections == 0
 

@@ -138,8 +138,10 @@ async def cancel_job(job_id: FromPath[str], services: ServicesDep) -> Response[J
     responses=problem_responses(401, 404, 429, 503),
     summary="The job's webhook delivery attempts, oldest first",
     description=(
-        "Every attempt to every endpoint: time, HTTP status (if any), latency, error and "
-        "outcome (`delivered`, `failed`, `gone`).  Retries of one event share its `msg_id`."
+        "Every attempt to every endpoint: time, HTTP status (if any), latency, a coarse error "
+        "(`refused`, `connect_failed`, `tls_failed`, `timeout`, `transport_error`, "
+        "`redirect_not_followed`, `http_410_gone`, `http_4xx`, `http_5xx`) and outcome "
+        "(`delivered`, `failed`, `gone`).  Retries of one event share its `msg_id`."
     ),
     tags=["webhooks"],
 )

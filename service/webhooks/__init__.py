@@ -12,6 +12,7 @@ The names most callers need are re-exported here.
 
 from service.webhooks.delivery import (
     MAX_RESPONSE_BYTES,
+    AttemptError,
     AttemptOutcome,
     AttemptRecord,
     Delivery,
@@ -29,6 +30,7 @@ from service.webhooks.signing import WebhookSigner, WebhookVerificationError, ge
 __all__ = [
     "MAX_EVENT_BYTES",
     "MAX_RESPONSE_BYTES",
+    "AttemptError",
     "AttemptOutcome",
     "AttemptRecord",
     "Delivery",

@@ -52,6 +52,7 @@ from service.webhooks.ssrf import (
 
 __all__ = [
     "MAX_RESPONSE_BYTES",
+    "AttemptError",
     "AttemptOutcome",
     "AttemptRecord",
     "Delivery",
@@ -94,8 +95,30 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     at: str
     status_code: int | None
     latency_ms: float
+    #: What went wrong, coarsely (:class:`AttemptError`): a client reading its log learns that
+    #: an attempt failed and how, never the addresses a name resolved to or what the receiver
+    #: answered (callback URLs are the client's to choose, so the log must not become a probe
+    #: of the private network).  The details go to the server's log.
     error: str | None
     outcome: Outcome
+
+
+class AttemptError(enum.StrEnum):
+    """The coarse reasons an attempt failed, as the delivery log shows them."""
+
+    REFUSED = "refused"
+    """The URL or an address it resolved to may not be called."""
+    CONNECT_FAILED = "connect_failed"
+    """The name did not resolve, or nothing accepted the connection."""
+    TLS_FAILED = "tls_failed"
+    """The receiver's certificate or TLS handshake was refused."""
+    TIMEOUT = "timeout"
+    TRANSPORT = "transport_error"
+    """The connection broke mid-request, or the answer was not HTTP."""
+    REDIRECT = "redirect_not_followed"
+    GONE = "http_410_gone"
+    HTTP_4XX = "http_4xx"
+    HTTP_5XX = "http_5xx"
 
 
 class AttemptOutcome(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,6 +127,9 @@ class AttemptOutcome(msgspec.Struct, frozen=True, kw_only=True):
     record: AttemptRecord
     retry_after: float | None = None
     """Seconds the receiver asked to wait (429 or 503 with Retry-After), else None."""
+    detail: str | None = None
+    """What exactly went wrong, for the server's log only (resolved addresses, the receiver's
+    words)."""
 
     @property
     def outcome(self) -> Outcome:
@@ -256,6 +282,7 @@ async def attempt_delivery(
     response_headers: httpx.Headers | None = None
     snippet = b""
     error: str | None = None
+    code: AttemptError | None = None
     try:
         check_url_syntax(url)
         async with (
@@ -274,13 +301,14 @@ async def attempt_delivery(
             if not response.is_success:  # a 2xx body says nothing we keep: done at the status
                 snippet = await _read_capped(response, MAX_RESPONSE_BYTES)
     except CallbackRefusedError as exc:
-        error = f"refused: {exc.reason}"
+        code, error = AttemptError.REFUSED, f"refused: {exc.reason}"
     except httpx.InvalidURL as exc:
-        error = f"refused: not a valid URL ({exc})"
+        code, error = AttemptError.REFUSED, f"refused: not a valid URL ({exc})"
     except (TimeoutError, httpx.TimeoutException):
-        error = f"timed out after {timeout_s:g} s"
+        code, error = AttemptError.TIMEOUT, f"timed out after {timeout_s:g} s"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        code = _transport_error(exc)
     latency_ms = round((time.perf_counter() - started) * 1000, 1)
 
     retry_after: float | None = None
@@ -290,9 +318,11 @@ async def attempt_delivery(
         outcome, error = Outcome.DELIVERED, None
     elif status_code == 410:
         outcome, error = Outcome.GONE, "HTTP 410: the receiver says this endpoint is gone"
+        code = AttemptError.GONE
     else:
         outcome = Outcome.FAILED
         error = _status_error(status_code, response_headers, snippet)
+        code = _status_code_error(status_code)
         if status_code in (429, 503) and response_headers is not None:
             retry_after = parse_retry_after(response_headers.get("retry-after"))
     record = AttemptRecord(
@@ -302,10 +332,25 @@ async def attempt_delivery(
         at=at,
         status_code=status_code,
         latency_ms=latency_ms,
-        error=error,
+        error=None if outcome is Outcome.DELIVERED else str(code or AttemptError.TRANSPORT),
         outcome=outcome,
     )
-    return AttemptOutcome(record=record, retry_after=retry_after)
+    return AttemptOutcome(record=record, retry_after=retry_after, detail=error)
+
+
+def _transport_error(exc: httpx.HTTPError) -> AttemptError:
+    """The coarse kind of a failure before any answer."""
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        tls = "certificate" in text or "ssl" in text or "tls" in text
+        return AttemptError.TLS_FAILED if tls else AttemptError.CONNECT_FAILED
+    return AttemptError.TRANSPORT
+
+
+def _status_code_error(status_code: int) -> AttemptError:
+    if 300 <= status_code < 400:
+        return AttemptError.REDIRECT
+    return AttemptError.HTTP_5XX if status_code >= 500 else AttemptError.HTTP_4XX
 
 
 def _status_error(status_code: int, headers: httpx.Headers | None, snippet: bytes) -> str:

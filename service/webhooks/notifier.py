@@ -195,7 +195,10 @@ class Notifier:
             "webhook attempt",
             job=delivery.job_id[:12],
             attempt=delivery.attempts,
+            endpoint=outcome.record.endpoint,
             outcome=str(outcome.outcome),
+            error=outcome.record.error,
+            detail=outcome.detail,
             status=delivery.status.value,
             next_in_s=None if delay is None else round(delay, 1),
         )
