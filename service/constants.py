@@ -94,6 +94,10 @@ class Keys:
         Its kind is ``worker-host``, not ``worker:``: it is no worker's record."""
         return f"{self.prefix}:worker-host:{hostname}"
 
+    def submitters(self, job_id: str) -> str:
+        """Who submitted a job, with what each attached (``service.store.submitters``)."""
+        return f"{self.prefix}:submitters:{job_id}"
+
     def models(self) -> str:
         """What the workers run: model ids and revisions, which the API folds into cache keys."""
         return f"{self.prefix}:models"

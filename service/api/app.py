@@ -37,7 +37,7 @@ from service.api.problems import handle_exception
 from service.api.ratelimit import FixedWindowLimiter
 from service.api.request import KurzRequest
 from service.api.services import Services
-from service.constants import Keys
+from service.constants import JOB_RECORD_TTL_S, Keys
 from service.errors import ConfigError
 from service.logs import redacted_url
 from service.presets import PresetRegistry
@@ -48,6 +48,7 @@ from service.store.connection import make_redis
 from service.store.glossaries import GlossaryStore
 from service.store.idempotency import IdempotencyStore
 from service.store.stats import Stats
+from service.store.submitters import Submitters
 from service.store.workers import WorkerRegistry
 from service.text.glossary import Glossary
 from service.text.glossary_files import load_default_glossary
@@ -167,6 +168,7 @@ def _services(
         idempotency=IdempotencyStore(redis, keys),
         stats=Stats(redis, keys),
         glossaries=GlossaryStore(redis, keys),
+        submitters=Submitters(redis, keys, max(settings.result_ttl_s, JOB_RECORD_TTL_S)),
         default_glossary=default_glossary,
     )
 

@@ -22,7 +22,14 @@ from service.api.schemas import (
     SummarizeRequest,
 )
 from service.api.services import Services
-from service.api.submission import current_models, prepare, submit, submit_once, wait_for
+from service.api.submission import (
+    copy_of_request,
+    current_models,
+    prepare,
+    submit,
+    submit_once,
+    wait_for,
+)
 from service.errors import ApiProblem, KurzError
 from service.schemas import JobStatus, JobView, ModelInfo
 from service.store.idempotency import fingerprint
@@ -96,7 +103,7 @@ async def summarize(
     else:
         client = caller_of(request).client
         view = await submit_once(services, prepared, client, idempotency_key, fingerprint(data))
-    return respond(await wait_for(services, view, wait))
+    return respond(await wait_for(services, view, wait, copy_of_request(prepared, services)))
 
 
 @post(

@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import msgspec
 import structlog
-from litestar import Response, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from service.api.auth import RATE_BUCKET, READ_BUCKET
+from service.api.auth import RATE_BUCKET, READ_BUCKET, caller_of
 from service.api.deps import ServicesDep
+from service.api.glossary_use import owner_of
 from service.api.problems import problem_for, problem_responses
 from service.api.schemas import Redelivery
 from service.api.services import Services
-from service.api.submission import checked_job_id, find_view, job_not_found
+from service.api.submission import (
+    checked_job_id,
+    find_view,
+    job_not_found,
+    personal,
+    submitter_copy,
+)
 from service.errors import ApiProblem
 from service.schemas import TERMINAL, JobStatus, JobView, Progress
+from service.store.submitters import SubmitterCopy
 from service.webhooks import AttemptRecord
 
 __all__ = ["cancel_job", "get_job", "job_events", "list_deliveries", "redeliver"]
@@ -39,9 +48,12 @@ EVENTS_KEEPALIVE_S = 15.0
     summary="A job's status, progress and, once finished, its result",
     tags=["jobs"],
 )
-async def get_job(job_id: FromPath[str], services: ServicesDep) -> JobView:
+async def get_job(
+    job_id: FromPath[str], request: Request[Any, Any, Any], services: ServicesDep
+) -> JobView:
     """``GET /jobs/{id}``."""
-    view = await find_view(services, checked_job_id(job_id))
+    checked, copy = await _mine(request, services, job_id)
+    view = await find_view(services, checked, copy)
     if view is None:
         raise job_not_found(job_id)
     return view
@@ -60,19 +72,25 @@ async def get_job(job_id: FromPath[str], services: ServicesDep) -> JobView:
     ),
     tags=["jobs"],
 )
-async def job_events(job_id: FromPath[str], services: ServicesDep) -> ServerSentEvent:
+async def job_events(
+    job_id: FromPath[str], request: Request[Any, Any, Any], services: ServicesDep
+) -> ServerSentEvent:
     """``GET /jobs/{id}/events``."""
-    first = await find_view(services, checked_job_id(job_id))
+    checked, copy = await _mine(request, services, job_id)
+    first = await find_view(services, checked, copy)
     if first is None:
         raise job_not_found(job_id)
     return ServerSentEvent(
-        event_stream(services, first),
+        event_stream(services, first, copy),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def event_stream(services: Services, view: JobView) -> AsyncIterator[ServerSentEventMessage]:
-    """Progress events while the job changes, then ``done``; polling keeps it replica-safe."""
+async def event_stream(
+    services: Services, view: JobView, copy: SubmitterCopy | None = None
+) -> AsyncIterator[ServerSentEventMessage]:
+    """Progress events while the job changes, then ``done`` (the job as ``copy``'s submitter
+    sees it); polling keeps it replica-safe."""
     loop = asyncio.get_running_loop()
     last: tuple[JobStatus, Progress] | None = None
     last_sent = loop.time()
@@ -86,7 +104,7 @@ async def event_stream(services: Services, view: JobView) -> AsyncIterator[Serve
             yield ServerSentEventMessage(comment="keep-alive")
         await asyncio.sleep(EVENTS_POLL_INTERVAL_S)
         try:
-            latest = await find_view(services, view.id)
+            latest = await find_view(services, view.id, copy)
         except Exception as exc:  # noqa: BLE001 - the stream has begun: report, then end it
             log.warning("event stream ended by an error", job=view.id[:12], error=repr(exc))
             yield _event("error", problem_for(exc).body())
@@ -117,9 +135,12 @@ def _event(name: str, data: object) -> ServerSentEventMessage:
     description="Every client waiting on the same article's job sees it canceled.",
     tags=["jobs"],
 )
-async def cancel_job(job_id: FromPath[str], services: ServicesDep) -> Response[JobView]:
+async def cancel_job(
+    job_id: FromPath[str], request: Request[Any, Any, Any], services: ServicesDep
+) -> Response[JobView]:
     """``DELETE /jobs/{id}``: 200 once canceled, 202 while a worker is still stopping it."""
-    outcome = await services.queue.cancel(checked_job_id(job_id))
+    checked, copy = await _mine(request, services, job_id)
+    outcome = await services.queue.cancel(checked)
     if outcome is None:
         if await services.results.get(job_id) is not None:
             raise _job_finished(job_id, JobStatus.SUCCEEDED)
@@ -129,7 +150,7 @@ async def cancel_job(job_id: FromPath[str], services: ServicesDep) -> Response[J
         raise _job_finished(job_id, view.status)
     status_code = 202 if outcome.pending else 200
     log.info("job canceled", job=job_id[:12])
-    return Response(view, status_code=status_code)
+    return Response(personal(view, copy), status_code=status_code)
 
 
 @get(
@@ -145,9 +166,11 @@ async def cancel_job(job_id: FromPath[str], services: ServicesDep) -> Response[J
     ),
     tags=["webhooks"],
 )
-async def list_deliveries(job_id: FromPath[str], services: ServicesDep) -> list[AttemptRecord]:
+async def list_deliveries(
+    job_id: FromPath[str], request: Request[Any, Any, Any], services: ServicesDep
+) -> list[AttemptRecord]:
     """``GET /jobs/{id}/deliveries``."""
-    checked = checked_job_id(job_id)
+    checked, _ = await _mine(request, services, job_id)
     attempts = await services.notifier.log.list(checked)
     if not attempts and await find_view(services, checked) is None:
         raise job_not_found(job_id)
@@ -161,9 +184,11 @@ async def list_deliveries(job_id: FromPath[str], services: ServicesDep) -> list[
     summary="Send the job's webhook events again, with their original ids",
     tags=["webhooks"],
 )
-async def redeliver(job_id: FromPath[str], services: ServicesDep) -> Redelivery:
+async def redeliver(
+    job_id: FromPath[str], request: Request[Any, Any, Any], services: ServicesDep
+) -> Redelivery:
     """``POST /jobs/{id}/deliveries/redeliver``: each endpoint gets the same body and id again."""
-    checked = checked_job_id(job_id)
+    checked, _ = await _mine(request, services, job_id)
     scheduled = await services.notifier.redeliver(checked)
     if scheduled == 0:
         if await find_view(services, checked) is None:
@@ -171,6 +196,15 @@ async def redeliver(job_id: FromPath[str], services: ServicesDep) -> Redelivery:
         raise ApiProblem(409, "no_deliveries", "this job has sent no webhook events yet")
     log.info("webhooks redelivered", job=checked[:12], deliveries=scheduled)
     return Redelivery(job_id=checked, scheduled=scheduled)
+
+
+async def _mine(
+    request: Request[Any, Any, Any], services: Services, job_id: str
+) -> tuple[str, SubmitterCopy | None]:
+    """The checked job id and what this caller attached to the job; 404 (as for a job that
+    does not exist) when API keys are on and this caller never submitted it."""
+    checked = checked_job_id(job_id)
+    return checked, await submitter_copy(services, checked, owner_of(caller_of(request)))
 
 
 def _job_finished(job_id: str, status: JobStatus) -> ApiProblem:

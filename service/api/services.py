@@ -20,6 +20,7 @@ from service.store.cache import ResultCache
 from service.store.glossaries import GlossaryStore
 from service.store.idempotency import IdempotencyStore
 from service.store.stats import Stats
+from service.store.submitters import Submitters
 from service.store.workers import WorkerRegistry
 from service.text.glossary import Glossary
 from service.webhooks.notifier import Notifier
@@ -55,5 +56,7 @@ class Services:
     """The counters the workers add to, for ``/metrics``."""
     glossaries: GlossaryStore
     """The callers' own glossaries."""
+    submitters: Submitters
+    """Who submitted each job, with their own ``external_id`` and metadata."""
     default_glossary: Glossary | None
     """The server's glossary from ``KURZ_GLOSSARIES_DIR`` (None when it has no files)."""

@@ -25,6 +25,7 @@ from service.constants import MIN_GERMAN_SHARE
 from service.errors import ApiProblem, NotGermanError, QueueFullError
 from service.queue import JobPayload, job_links, view_of
 from service.schemas import TERMINAL, JobStatus, JobView, ModelInfo, Progress, Result
+from service.store.submitters import SubmitterCopy
 from service.text.language import detect_language
 from service.webhooks.events import now_iso
 from service.webhooks.ssrf import check_url
@@ -33,12 +34,15 @@ __all__ = [
     "Prepared",
     "cached_view",
     "checked_job_id",
+    "copy_of_request",
     "current_models",
     "find_view",
     "job_not_found",
+    "personal",
     "prepare",
     "submit",
     "submit_once",
+    "submitter_copy",
     "wait_for",
 ]
 
@@ -53,10 +57,11 @@ _JOB_ID = re.compile(r"^[0-9a-f]{64}$")
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A validated article: its job key and what the worker gets."""
+    """A validated article: its job key, what the worker gets, and who submits it."""
 
     key: str
     payload: JobPayload
+    owner: str = PUBLIC_CLIENT
 
 
 async def current_models(services: Services) -> dict[str, ModelInfo]:
@@ -113,7 +118,7 @@ async def prepare(
         glossary_id=glossary.glossary_id if glossary else None,
         glossary_owner=glossary.owner if glossary else None,
     )
-    return Prepared(key=key, payload=payload)
+    return Prepared(key=key, payload=payload, owner=owner)
 
 
 def check_callback(url: str, services: Services) -> None:
@@ -156,13 +161,35 @@ def cached_view(key: str, result: Result, payload: JobPayload | None = None) -> 
     )
 
 
-async def find_view(services: Services, job_id: str) -> JobView | None:
-    """The job's view, or a cached result's when the job record has expired, or None."""
+async def find_view(
+    services: Services, job_id: str, copy: SubmitterCopy | None = None
+) -> JobView | None:
+    """The job's view, or a cached result's when the job record has expired, or None; with
+    ``copy``, showing that submitter's own ``external_id`` and metadata."""
     view = await services.queue.view(job_id)
-    if view is not None:
+    if view is None:
+        result = await services.results.get(job_id)
+        view = cached_view(job_id, result) if result is not None else None
+    return personal(view, copy) if view is not None else None
+
+
+def personal(view: JobView, copy: SubmitterCopy | None) -> JobView:
+    """``view`` with one submitter's ``external_id`` and metadata (None: as stored)."""
+    if copy is None:
         return view
-    result = await services.results.get(job_id)
-    return cached_view(job_id, result) if result is not None else None
+    return msgspec.structs.replace(view, external_id=copy.external_id, metadata=copy.metadata)
+
+
+async def submitter_copy(services: Services, job_id: str, owner: str) -> SubmitterCopy | None:
+    """What ``owner`` attached to the job, when callers are told apart (API keys on);
+    ``job_not_found`` (404) for a caller that never submitted it.  None without keys: every
+    caller is the same public client and sees the job as stored."""
+    if not services.api_keys.enabled:
+        return None
+    copy = await services.submitters.copy_of(job_id, owner)
+    if copy is None:
+        raise job_not_found(job_id)
+    return copy
 
 
 def checked_job_id(job_id: str) -> str:
@@ -176,8 +203,11 @@ def job_not_found(job_id: str) -> ApiProblem:
     return ApiProblem(404, "job_not_found", f"no job {job_id[:80]!r}", job_id=job_id[:80])
 
 
-async def wait_for(services: Services, view: JobView, wait_s: float) -> JobView:
-    """Poll the job until it is finished or ``wait_s`` has passed; the latest view."""
+async def wait_for(
+    services: Services, view: JobView, wait_s: float, copy: SubmitterCopy | None = None
+) -> JobView:
+    """Poll the job until it is finished or ``wait_s`` has passed; the latest view (with
+    ``copy``: that submitter's)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     while view.status not in TERMINAL:
@@ -185,7 +215,7 @@ async def wait_for(services: Services, view: JobView, wait_s: float) -> JobView:
         if remaining <= 0:
             break
         await asyncio.sleep(min(POLL_INTERVAL_S, remaining))
-        latest = await find_view(services, view.id)
+        latest = await find_view(services, view.id, copy)
         if latest is None:  # expired while we waited: nothing better to say
             break
         view = latest
@@ -198,7 +228,8 @@ async def submit_once(
     """:func:`submit` at most once per Idempotency-Key: a retry gets the job its key names."""
     earlier = await services.idempotency.claim(client, idem_key, fingerprint, prepared.key)
     if earlier is not None:
-        view = await find_view(services, earlier)
+        mine = await services.submitters.copy_of(earlier, prepared.owner)
+        view = await find_view(services, earlier, mine)
         if view is not None:
             return view
         # That job and its result have expired: this request is as good as new.
@@ -211,7 +242,26 @@ async def submit_once(
 
 
 async def submit(services: Services, prepared: Prepared) -> JobView:
-    """A cached result, or the (new or shared) job for this article; 429 when the queue is full."""
+    """A cached result, or the (new or shared) job for this article; 429 when the queue is full.
+
+    With API keys on, the caller is recorded as one of the job's submitters, with its own
+    ``external_id`` and metadata, and the view shows those (not another submitter's)."""
+    view = await _submit(services, prepared)
+    if not services.api_keys.enabled:
+        return view
+    copy = SubmitterCopy(prepared.payload.external_id, prepared.payload.metadata)
+    await services.submitters.record(view.id, prepared.owner, copy)
+    return personal(view, copy)
+
+
+def copy_of_request(prepared: Prepared, services: Services) -> SubmitterCopy | None:
+    """The submitter copy a request's own views show (None without API keys)."""
+    if not services.api_keys.enabled:
+        return None
+    return SubmitterCopy(prepared.payload.external_id, prepared.payload.metadata)
+
+
+async def _submit(services: Services, prepared: Prepared) -> JobView:
     callback_url = prepared.payload.callback_url
     payload = prepared.payload
     # The cache first: a hit already knows its language, and judging it again costs
