@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     shutdown_grace_s: int = Field(default=600, ge=1)
     """On SIGTERM a worker finishes the jobs in hand for this long, then hands the rest back."""
     api_keys: Annotated[list[str], NoDecode] = []
-    """Comma-separated API keys; empty means the API is open."""
+    """Comma-separated API keys, each at least 32 characters; empty means the API is open."""
     rate_limit_per_minute: int = Field(default=0, ge=0)
     """Submissions and other requests per API key (or client address) per minute; 0: unlimited."""
     read_rate_limit_per_minute: int = Field(default=1200, ge=0)

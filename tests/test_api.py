@@ -65,6 +65,8 @@ WORKER_MODELS = {
     ),
 }
 PROBLEM_JSON = "application/problem+json"
+ALPHA_KEY = "alpha-key-0123456789abcdef0123456789"
+BETA_KEY = "beta-key-0123456789abcdef0123456789"
 
 
 # --- fixtures and helpers -------------------------------------------------------------------------
@@ -723,13 +725,13 @@ async def test_api_keys_are_required_when_configured(
     make_settings: Callable[..., Settings],
 ) -> None:
     """With API keys set, a missing or wrong key is 401; either header works; health stays open."""
-    app = create_app(make_settings(api_keys=["alpha-key", "beta-key"]))
+    app = create_app(make_settings(api_keys=[ALPHA_KEY, BETA_KEY]))
     async with AsyncTestClient(app) as client:
         missing = await client.post("/summarize", json={"text": GERMAN})
         wrong = await client.get("/styles", headers={"Authorization": "Bearer nope"})
-        bearer = await client.get("/styles", headers={"Authorization": "Bearer beta-key"})
+        bearer = await client.get("/styles", headers={"Authorization": f"Bearer {BETA_KEY}"})
         header = await client.post(
-            "/summarize", json={"text": GERMAN}, headers={"X-API-Key": "alpha-key"}
+            "/summarize", json={"text": GERMAN}, headers={"X-API-Key": ALPHA_KEY}
         )
         open_paths = [await client.get(p) for p in ("/health/live", "/metrics", "/schema")]
     assert_problem(missing, 401, "unauthorized")
@@ -747,12 +749,12 @@ async def test_rate_limit_is_429_with_retry_after(
     seconds_into_minute = time.time() % 60
     if seconds_into_minute > 55:  # keep all requests inside one fixed window
         await asyncio.sleep(60 - seconds_into_minute + 0.1)
-    app = create_app(make_settings(api_keys=["alpha-key", "beta-key"], rate_limit_per_minute=3))
-    alpha = {"X-API-Key": "alpha-key"}
+    app = create_app(make_settings(api_keys=[ALPHA_KEY, BETA_KEY], rate_limit_per_minute=3))
+    alpha = {"X-API-Key": ALPHA_KEY}
     async with AsyncTestClient(app) as client:
         allowed = [await client.get("/styles", headers=alpha) for _ in range(3)]
         limited = await client.get("/styles", headers=alpha)
-        other = await client.get("/styles", headers={"X-API-Key": "beta-key"})
+        other = await client.get("/styles", headers={"X-API-Key": BETA_KEY})
     assert [r.status_code for r in allowed] == [200, 200, 200]
     assert_problem(limited, 429, "rate_limited")
     assert 1 <= int(limited.headers["retry-after"]) <= 60
@@ -768,8 +770,8 @@ async def test_a_batch_counts_each_article_against_the_rate_limit(
     seconds_into_minute = time.time() % 60
     if seconds_into_minute > 55:  # keep all requests inside one fixed window
         await asyncio.sleep(60 - seconds_into_minute + 0.1)
-    app = create_app(make_settings(api_keys=["alpha-key"], rate_limit_per_minute=5))
-    alpha = {"X-API-Key": "alpha-key"}
+    app = create_app(make_settings(api_keys=[ALPHA_KEY], rate_limit_per_minute=5))
+    alpha = {"X-API-Key": ALPHA_KEY}
     articles = [{"text": f"{GERMAN} Artikel {index}."} for index in range(4)]
     async with AsyncTestClient(app) as client:
         first = await client.post("/summarize/batch", json={"articles": articles}, headers=alpha)

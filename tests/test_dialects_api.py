@@ -79,8 +79,8 @@ async def test_cors_only_on_libretranslate_routes(make_settings: Callable[..., S
         assert "access-control-allow-origin" not in styles.headers
 
 
-KEY_A = "dialect-glossary-key-a"
-KEY_B = "dialect-glossary-key-b"
+KEY_A = "dialect-glossary-key-a-0123456789abcdef"
+KEY_B = "dialect-glossary-key-b-0123456789abcdef"
 LAWROW = "Lawrow sagte am Montag in Moskau, die Gespräche seien schwierig gewesen."
 
 

@@ -20,8 +20,8 @@ from tests.processes import ServiceStack, service_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
-KEY = "newsroom-key"
-SPENT_KEY = "spent-key"
+KEY = "newsroom-key-0123456789abcdef0123456789"
+SPENT_KEY = "spent-key-0123456789abcdef0123456789"
 PREFIX = "dialects"
 MONTHLY_LIMIT = 100_000
 SENTENCE = "Die Bundesregierung hat am Mittwoch ein neues Gesetz beschlossen."

@@ -29,8 +29,8 @@ from tests.processes import ServiceStack, service_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
-KEY_A = "glossary-test-key-a"
-KEY_B = "glossary-test-key-b"
+KEY_A = "glossary-test-key-a-0123456789abcdef"
+KEY_B = "glossary-test-key-b-0123456789abcdef"
 PREFIX = "kurz-glossary-e2e"
 GENITIVE = "Lawrows Sprecher sagte am Montag in Moskau, die Gespräche seien schwierig gewesen."
 COMPOUND = "Die Lawrowsche Linie gilt in Moskau seit Jahren als unverrückbar und streng."

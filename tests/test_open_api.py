@@ -54,3 +54,14 @@ def test_the_command_stops_with_one_clear_line() -> None:
     )
     assert done.returncode == 2, done.stderr[-2000:]
     assert "KURZ_API_KEYS" in done.stderr and "KURZ_ALLOW_OPEN_API" in done.stderr
+
+
+def test_short_api_keys_stop_the_api_at_start_up() -> None:
+    """A key is a password scripts send: one shorter than 32 characters is refused, naming
+    how many and how to make a good one (never the key itself)."""
+    from service.api.keys import ApiKeys
+
+    with pytest.raises(ConfigError, match="shorter than 32") as refused:
+        ApiKeys(["k" * 40, "newsroom-2024"])
+    assert "newsroom-2024" not in str(refused.value)
+    ApiKeys(["k" * 32])

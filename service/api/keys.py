@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from service.errors import ApiProblem
+from service.errors import ApiProblem, ConfigError
 
 __all__ = ["PUBLIC_CLIENT", "ApiKeys", "Caller", "key_digest", "presented_key"]
 
@@ -36,10 +36,21 @@ class Caller:
     rate_subject: str
 
 
+#: The shortest API key accepted: short keys can be guessed, even a few tries a minute.
+MIN_KEY_CHARS = 32
+
+
 class ApiKeys:
     """The configured API keys; none means the API is open."""
 
     def __init__(self, keys: Sequence[str]) -> None:
+        short = [key for key in keys if key and len(key) < MIN_KEY_CHARS]
+        if short:
+            raise ConfigError(
+                f"{len(short)} of KURZ_API_KEYS {'is' if len(short) == 1 else 'are'} shorter than "
+                f"{MIN_KEY_CHARS} characters: a key is a password that scripts send, so make it "
+                "long and random (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         self._keys = [key.encode() for key in keys if key]
 
     @property

@@ -36,7 +36,7 @@ SCREENSHOTS = ROOT / "var" / "screenshots"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 #: The article limit of the test stack: above every seed, below what the 413 test sends.
 MAX_TEXT_CHARS = 40_000
-API_KEY = "editor-test-key-0123456789"
+API_KEY = "editor-test-key-0123456789abcdef0123456789"
 
 
 @dataclass

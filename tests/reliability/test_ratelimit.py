@@ -16,6 +16,7 @@ from tests.reliability.conftest import Figures, StackFactory, describe, sized
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
+KEY = "k1" * 20
 LIMIT = 50
 TOLERANCE = 1.05
 #: A burst must fit in one window; closer than this to a window's end, wait for the next one.
@@ -37,7 +38,7 @@ def test_one_key_gets_its_limit_across_two_api_processes(
     """A key limited to 50 requests a minute gets at most 50 (+5 %) through two API processes
     together; the rest are refused with 429 rate_limited and a Retry-After to the window's end."""
     requests = sized(200, 1000)
-    stack = stack_factory(KURZ_API_KEYS="k1", KURZ_RATE_LIMIT_PER_MINUTE=str(LIMIT))
+    stack = stack_factory(KURZ_API_KEYS=KEY, KURZ_RATE_LIMIT_PER_MINUTE=str(LIMIT))
     apis = [stack.start_api("api-1"), stack.start_api("api-2")]
     for api in apis:
         stack.wait_api(api)
@@ -55,7 +56,7 @@ def test_one_key_gets_its_limit_across_two_api_processes(
     def send(index: int) -> Answer:
         http = getattr(local, "http", None)
         if http is None:
-            http = local.http = httpx.Client(timeout=10, headers={"Authorization": "Bearer k1"})
+            http = local.http = httpx.Client(timeout=10, headers={"Authorization": f"Bearer {KEY}"})
             with lock:
                 clients.append(http)
         which = index % len(apis)
