@@ -249,8 +249,9 @@ async def _glossary(state: WorkerState, payload: JobPayload) -> Glossary | None:
     return await state.glossaries.get(payload.glossary_owner or "", payload.glossary_id)
 
 
-async def deliver_webhook(ctx: WorkerContext, *, delivery: Any, body: str) -> None:
-    """The SAQ task for one webhook attempt (see ``Notifier.attempt``)."""
+async def deliver_webhook(ctx: WorkerContext, *, delivery: Any, body: str | None = None) -> None:
+    """The SAQ task for one webhook attempt (see ``Notifier.attempt``); the body is the stored
+    event's (``body`` only in jobs queued by releases that copied it into the job)."""
     state = ctx["state"]
     await state.notifier.attempt(state.http, msgspec.convert(delivery, Delivery), body)
 

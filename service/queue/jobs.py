@@ -194,7 +194,6 @@ class JobQueue:
     async def schedule_delivery(
         self,
         delivery: Delivery,
-        body: str,
         delay_s: float,
         *,
         redelivery: bool = False,
@@ -202,13 +201,17 @@ class JobQueue:
     ) -> None:
         """Queue one webhook attempt ``delay_s`` from now (a crash re-runs it, same id).
 
+        The job names the delivery only: its body is read from the delivery's stored record
+        when the attempt runs, so neither the queue's records nor its logs carry a copy of the
+        event (a redelivery storm would otherwise copy the body once per job).
+
         The queue key names the message and the attempt, so announcing the same event twice
         (a job that ran twice after a crash) schedules its first attempt only once.
         """
         suffix = f"r{time.time_ns()}" if redelivery else str(delivery.attempts)
         job = Job(
             function=DELIVER_TASK,
-            kwargs={"delivery": msgspec.to_builtins(delivery), "body": body},
+            kwargs={"delivery": msgspec.to_builtins(delivery)},
             key=f"delivery:{delivery.msg_id}:{suffix}",
             timeout=int(timeout_s + DELIVERY_JOB_SLACK_S),
             retries=3,

@@ -144,7 +144,7 @@ class Notifier:
             )
             await self._remember(delivery, body)
             first = next_delay(self.retry_schedule, 1) or 0.0
-            await self.queue.schedule_delivery(delivery, body.decode(), first)
+            await self.queue.schedule_delivery(delivery, first)
             scheduled += 1
         return scheduled
 
@@ -160,7 +160,7 @@ class Notifier:
                 stored.delivery, attempts=0, status=DeliveryStatus.PENDING
             )
             await self.log.clear_gone(fresh.url)
-            await self.queue.schedule_delivery(fresh, stored.body, 0.0, redelivery=True)
+            await self.queue.schedule_delivery(fresh, 0.0, redelivery=True)
             count += 1
         return count
 
@@ -172,10 +172,28 @@ class Notifier:
             pipe.expire(key, JOB_RECORD_TTL_S)
             await pipe.execute()
 
-    async def attempt(self, client: httpx.AsyncClient, delivery: Delivery, body: str) -> None:
-        """One attempt of one delivery, then the next attempt scheduled if the schedule allows."""
+    async def stored_body(self, delivery: Delivery) -> str | None:
+        """The exact body of ``delivery``'s event as first built (None once it has expired)."""
+        raw = await self.redis.hget(  # type: ignore[misc]
+            self.keys.deliveries_state(delivery.job_id), delivery.msg_id
+        )
+        if raw is None:
+            return None
+        return msgspec.json.decode(raw, type=StoredDelivery).body
+
+    async def attempt(
+        self, client: httpx.AsyncClient, delivery: Delivery, body: str | None = None
+    ) -> None:
+        """One attempt of one delivery, then the next attempt scheduled if the schedule allows.
+
+        The body is the stored one (a job queued by an older release may carry its own)."""
         if self.signer is None:
             raise RuntimeError("webhook deliveries need KURZ_WEBHOOK_SECRET")
+        if body is None:
+            body = await self.stored_body(delivery)
+            if body is None:
+                log.warning("webhook event expired before delivery", job=delivery.job_id[:12])
+                return
         outcome = await attempt_delivery(
             client,
             delivery.url,
@@ -190,7 +208,7 @@ class Notifier:
         if delivery.status is DeliveryStatus.GONE:
             await self.log.mark_gone(delivery.url)
         if delay is not None:
-            await self.queue.schedule_delivery(delivery, body, delay)
+            await self.queue.schedule_delivery(delivery, delay)
         log.info(
             "webhook attempt",
             job=delivery.job_id[:12],

@@ -263,5 +263,5 @@ async def test_webhook_deliveries_are_never_refused_and_count_in_the_depth(
     for n in range(CAP):
         await submit(api, 70 + n)
     delivery = Delivery(job_id=key(70), url="https://hooks.example/x", event_type="summary.failed")
-    await api.schedule_delivery(delivery, "{}", 0)
+    await api.schedule_delivery(delivery, 0)
     assert await api.depth() == CAP + 1
