@@ -409,6 +409,26 @@ async def test_cache_hit_with_callback_schedules_one_delivery(
     assert stored is not None and b"summary.succeeded" in stored
 
 
+async def test_redelivery_is_queued_once_while_pending_and_limited_per_job(
+    client: AsyncTestClient[Litestar], redis: Redis, prefix: str, queue: JobQueue
+) -> None:
+    """Asking again while a redelivery waits queues nothing more; past a few a minute the job's
+    redeliveries are refused, so a loop cannot make the service hammer its receivers."""
+    seconds_into_minute = time.time() % 60
+    if seconds_into_minute > 50:  # keep all requests inside one fixed window
+        await asyncio.sleep(60 - seconds_into_minute + 0.1)
+    first = await client.post("/summarize", json={"text": GERMAN})
+    job_id = first.json()["id"]
+    await ResultCache(redis, Keys(prefix), 60).put(job_id, a_result())
+    url = "https://hooks.example.com/again"
+    await client.post("/summarize", json={"text": GERMAN, "callback_url": url})
+    answers = [await client.post(f"/jobs/{job_id}/deliveries/redeliver") for _ in range(6)]
+    assert [a.status_code for a in answers[:5]] == [202] * 5
+    assert_problem(answers[5], 429, "rate_limited")
+    keys = [job.key async for job in queue.saq.iter_jobs() if job.function == "deliver_webhook"]
+    assert len(keys) == 2, keys  # the first attempt, and one redelivery
+
+
 async def test_delivery_log_and_redelivery_endpoints(
     client: AsyncTestClient[Litestar], redis: Redis, prefix: str
 ) -> None:

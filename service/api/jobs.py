@@ -37,6 +37,8 @@ log = structlog.get_logger(__name__)
 
 #: How often an event stream looks at its job again.
 EVENTS_POLL_INTERVAL_S = 0.25
+#: Redeliveries of one job per minute, whoever asks.
+REDELIVERIES_PER_MINUTE = 5
 #: An event stream with nothing new sends a comment this often, so proxies keep it open.
 EVENTS_KEEPALIVE_S = 15.0
 
@@ -189,6 +191,10 @@ async def redeliver(
 ) -> Redelivery:
     """``POST /jobs/{id}/deliveries/redeliver``: each endpoint gets the same body and id again."""
     checked, _ = await _mine(request, services, job_id)
+    # Each redelivery sends every event of the job again: a loop of them would make this
+    # service hammer its receivers, so a job gets a few a minute (a pending one is not
+    # queued twice anyway).
+    await services.limiter.check(f"redeliver:{checked}", REDELIVERIES_PER_MINUTE)
     scheduled = await services.notifier.redeliver(checked)
     if scheduled == 0:
         if await find_view(services, checked) is None:

@@ -208,7 +208,9 @@ class JobQueue:
         The queue key names the message and the attempt, so announcing the same event twice
         (a job that ran twice after a crash) schedules its first attempt only once.
         """
-        suffix = f"r{time.time_ns()}" if redelivery else str(delivery.attempts)
+        # A redelivery has one key per message: asked for again while it is still pending, it
+        # is not queued twice (SAQ keeps one incomplete job per key).
+        suffix = "redeliver" if redelivery else str(delivery.attempts)
         job = Job(
             function=DELIVER_TASK,
             kwargs={"delivery": msgspec.to_builtins(delivery)},
