@@ -9,29 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 from service.constants import MIN_GERMAN_SHARE
 from service.errors import EmptyTextError, NotGermanError
-from service.glossary_steps import GlossaryRun, merged_names
+from service.glossary_steps import GlossaryRun, NbestTranslator, merged_names
 from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
 from service.nlp.engine import Engines, SummaryEngine
 from service.nlp.summarize import summarize
 from service.presets import PresetRegistry
-from service.schemas import AlignedSentence, ModelInfo, Result
+from service.schemas import AlignedSentence, ModelInfo, Result, TranslatedParagraph
 from service.settings import Settings
 from service.summary_check import summarize_checked
 from service.text.glossary import Glossary
 from service.text.glossary_report import SentenceGlossaryReport
 from service.text.language import detect_language
-from service.text.segment import join_sentences, split_sentences
+from service.text.segment import Sentence, join_sentences, split_sentences
 
 ProgressSink = Callable[[str, int, int], None]
 """Called with (stage, done, total) as the article advances; must not block."""
+
+ParagraphSink = Callable[[list[TranslatedParagraph]], None]
+"""Called with the paragraphs whose every sentence is translated (with a glossary: settled) as
+they finish, in paragraph order within one call, each paragraph once; must not block."""
+
+TranslatedSink = Callable[[list[tuple[int, str]], bool], None]
+"""Called with ``(index, translation)`` of texts now translated, and whether from the cache."""
+
+Translate = Callable[[list[str], TranslatedSink], Awaitable[tuple[list[str], list[bool]]]]
+"""``Pipeline._translate`` with its cache and progress bound: texts in, English and cache flags
+out, each text handed to the sink as soon as it is done."""
 
 
 class SentenceCache(Protocol):
@@ -101,11 +112,14 @@ class Pipeline:
         *,
         on_progress: ProgressSink | None = None,
         sentence_cache: SentenceCache | None = None,
+        on_paragraphs: ParagraphSink | None = None,
     ) -> Result:
         """Translate and summarize one article; raises ``InputError`` subclasses for bad input.
 
         ``sentence_cache`` is the worker's (it is keyed by the translation model, which is only
         known once the models are loaded); without one every sentence is translated.
+        ``on_paragraphs`` hears of each paragraph as soon as it is translated, long before the
+        summary is written; the result's ``alignment`` holds the same sentences.
         """
         progress = on_progress or (lambda stage, done, total: None)
         preset = self.presets.get(request.style)
@@ -126,13 +140,15 @@ class Pipeline:
         title = request.title.strip() if request.title else ""
         to_translate = german + ([title] if title else [])
         glossary = GlossaryRun.start(request.glossary, to_translate) if request.glossary else None
-        english, from_cache = await self._translate(
-            glossary.sources if glossary else to_translate, sentence_cache, progress, len(german)
+        translation = _ArticleTranslation(sentences, to_translate, glossary, on_paragraphs)
+        await translation.run(
+            lambda texts, on_translated: self._translate(
+                texts, sentence_cache, progress, len(german), on_translated
+            ),
+            self._nbest,
         )
-        reports: list[SentenceGlossaryReport] = []
-        if glossary is not None:
-            english, reports = await glossary.settle(english, self._nbest)
-            del reports[len(german) :]  # the title's report is not a sentence's
+        english = translation.english()
+        reports = translation.reports()[: len(german)]  # the title's report is not a sentence's
         title_en = english.pop() if title else None
         timings["translate_ms"] = _elapsed_ms(mark)
 
@@ -156,7 +172,7 @@ class Pipeline:
         timings["summarize_ms"] = _elapsed_ms(mark)
         timings["total_ms"] = _elapsed_ms(started)
 
-        cached_flags = from_cache[: len(german)]
+        cached_flags = translation.cached[: len(german)]
         return Result(
             title_en=title_en,
             translation=join_sentences(sentences, english),
@@ -167,16 +183,7 @@ class Pipeline:
             sentences_in=len(german),
             sentences_translated=len(english),
             sentences_from_cache=sum(cached_flags),
-            alignment=[
-                AlignedSentence(
-                    de=s.text,
-                    en=en,
-                    paragraph=s.paragraph,
-                    cached=hit,
-                    glossary=reports[i] if reports else None,
-                )
-                for i, (s, en, hit) in enumerate(zip(sentences, english, cached_flags, strict=True))
-            ],
+            alignment=[translation.aligned(i) for i in range(len(german))],
             models=self.models,
             timings_ms=timings,
             summary_chunks=outcome.chunks,
@@ -198,8 +205,10 @@ class Pipeline:
         cache: SentenceCache | None,
         progress: ProgressSink,
         reported_total: int,
+        on_translated: TranslatedSink,
     ) -> tuple[list[str], list[bool]]:
-        """Translate every text exactly once, in order, taking what the cache already has."""
+        """Translate every text exactly once, in order, taking what the cache already has;
+        ``on_translated`` hears of the cache's texts at once and of the others batch by batch."""
         known: list[str | None] = (
             await cache.get_many(texts) if cache is not None else [None] * len(texts)
         )
@@ -209,8 +218,14 @@ class Pipeline:
         def on_batch(done: int) -> None:
             progress("translate", min(reported_total, hits + done), reported_total)
 
+        def on_sentences(pairs: list[tuple[int, str]]) -> None:
+            on_translated([(missing[j], english) for j, english in pairs], False)
+
         on_batch(0)
-        fresh = await self.scheduler.translate([texts[i] for i in missing], on_batch)
+        on_translated([(i, hit) for i, hit in enumerate(known) if hit is not None], True)
+        fresh = await self.scheduler.translate(
+            [texts[i] for i in missing], on_batch, on_sentences=on_sentences
+        )
         result = list(known)
         for index, english in zip(missing, fresh, strict=True):
             result[index] = english
@@ -218,6 +233,125 @@ class Pipeline:
             await cache.set_many([(texts[i], result[i] or "") for i in missing])
         flags = [hit is not None for hit in known]
         return [text or "" for text in result], flags
+
+
+class _ArticleTranslation:
+    """One article's translation as it comes in: which paragraphs are complete, their glossary
+    settling, and what ``on_paragraphs`` is told.
+
+    Paragraphs complete out of order (batches are cut by sentence length, across the article
+    and across jobs), so each sentence done counts its paragraph down; a paragraph at zero is
+    settled against the glossary (if any, n-best fallback included) and then published.  What is
+    published is final: the result is assembled from the same settled sentences.  Texts past the
+    article's sentences (the title) belong to no paragraph and are settled at the end.
+    """
+
+    def __init__(
+        self,
+        sentences: Sequence[Sentence],
+        texts: Sequence[str],
+        glossary: GlossaryRun | None,
+        sink: ParagraphSink | None,
+    ) -> None:
+        self.sentences = sentences
+        self.texts = list(texts)
+        self.glossary = glossary
+        self.sink = sink
+        self.cached = [False] * len(texts)
+        self._raw: list[str | None] = [None] * len(texts)
+        self._final: list[str | None] = [None] * len(texts)
+        self._reports: list[SentenceGlossaryReport | None] = [None] * len(texts)
+        self._members: dict[int, list[int]] = {}
+        for index, sentence in enumerate(sentences):
+            self._members.setdefault(sentence.paragraph, []).append(index)
+        self._left = {paragraph: len(members) for paragraph, members in self._members.items()}
+        self._settling: list[asyncio.Task[None]] = []
+        self._nbest: NbestTranslator | None = None
+
+    async def run(self, translate: Translate, nbest: NbestTranslator) -> None:
+        """Translate every text, settling and publishing paragraphs as they complete."""
+        self._nbest = nbest
+        sources = self.glossary.sources if self.glossary else self.texts
+        try:
+            english, self.cached = await translate(sources, self._on_translated)
+            if self._settling:
+                await asyncio.gather(*self._settling)
+        finally:
+            for task in self._settling:
+                task.cancel()
+        self._raw = list(english)
+        await self._settle([i for i, text in enumerate(self._final) if text is None])
+
+    def english(self) -> list[str]:
+        """Every text's settled English, in order (after :meth:`run`)."""
+        return [text or "" for text in self._final]
+
+    def reports(self) -> list[SentenceGlossaryReport]:
+        """Every text's glossary report, in order; empty without a glossary."""
+        return [r for r in self._reports if r is not None] if self.glossary else []
+
+    def aligned(self, index: int) -> AlignedSentence:
+        """Sentence ``index`` as the result's ``alignment`` (and a published paragraph) has it."""
+        sentence = self.sentences[index]
+        return AlignedSentence(
+            de=sentence.text,
+            en=self._final[index] or "",
+            paragraph=sentence.paragraph,
+            cached=self.cached[index],
+            glossary=self._reports[index],
+        )
+
+    def _on_translated(self, pairs: list[tuple[int, str]], cached: bool) -> None:
+        complete: list[int] = []
+        for index, english in pairs:
+            self._raw[index] = english
+            self.cached[index] = cached
+            if index < len(self.sentences):
+                paragraph = self.sentences[index].paragraph
+                self._left[paragraph] -= 1
+                if self._left[paragraph] == 0:
+                    complete.append(paragraph)
+        if not complete:
+            return
+        if self.glossary is None:
+            for paragraph in complete:
+                for index in self._members[paragraph]:
+                    self._final[index] = self._raw[index]
+            self._publish(complete)
+        else:
+            self._settling.append(asyncio.create_task(self._settle_and_publish(complete)))
+
+    async def _settle_and_publish(self, paragraphs: list[int]) -> None:
+        await self._settle([i for p in paragraphs for i in self._members[p]])
+        self._publish(paragraphs)
+
+    async def _settle(self, indices: list[int]) -> None:
+        """Fix the English of ``indices``: as translated, or settled against the glossary."""
+        if not indices:
+            return
+        raw = [self._raw[i] or "" for i in indices]
+        if self.glossary is None or self._nbest is None:
+            for index, english in zip(indices, raw, strict=True):
+                self._final[index] = english
+            return
+        settled, reports = await self.glossary.settle_some(indices, raw, self._nbest)
+        for index, english, report in zip(indices, settled, reports, strict=True):
+            self._final[index] = english
+            self._reports[index] = report
+
+    def _publish(self, paragraphs: list[int]) -> None:
+        if self.sink is None:
+            return
+        self.sink(
+            [
+                TranslatedParagraph(
+                    paragraph=paragraph,
+                    first_sentence=self._members[paragraph][0],
+                    sentences=[self.aligned(i) for i in self._members[paragraph]],
+                )
+                for paragraph in sorted(paragraphs)
+            ]
+        )
 
 
 def _elapsed_ms(since: float) -> float:

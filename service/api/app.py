@@ -45,6 +45,7 @@ from service.store.cache import ResultCache
 from service.store.connection import make_redis
 from service.store.glossaries import GlossaryStore
 from service.store.idempotency import IdempotencyStore
+from service.store.partial import PartialTranslations
 from service.store.stats import Stats
 from service.store.workers import WorkerRegistry
 from service.text.glossary import Glossary
@@ -166,6 +167,7 @@ def _services(
         stats=Stats(redis, keys),
         glossaries=GlossaryStore(redis, keys),
         default_glossary=default_glossary,
+        partials=PartialTranslations(redis, keys),
     )
 
 
