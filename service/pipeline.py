@@ -45,6 +45,14 @@ Translate = Callable[[list[str], TranslatedSink], Awaitable[tuple[list[str], lis
 out, each text handed to the sink as soon as it is done."""
 
 
+#: With a listener for paragraphs, the article's opening paragraphs (whole paragraphs, at least
+#: the first, up to this many sentences) are translated in a request of their own before the
+#: rest.  Batches are cut by sentence length across the article, so otherwise a seed article is
+#: one batch and its first paragraph comes with its last; split, the top of the article arrives
+#: after one small batch.  The price is that batch, about one more per article.
+LEAD_SENTENCES = 8
+
+
 class SentenceCache(Protocol):
     """Translations of single sentences, keyed by the translation model and the sentence."""
 
@@ -141,9 +149,10 @@ class Pipeline:
         to_translate = german + ([title] if title else [])
         glossary = GlossaryRun.start(request.glossary, to_translate) if request.glossary else None
         translation = _ArticleTranslation(sentences, to_translate, glossary, on_paragraphs)
+        lead = lead_length(sentences) if on_paragraphs is not None else 0
         await translation.run(
             lambda texts, on_translated: self._translate(
-                texts, sentence_cache, progress, len(german), on_translated
+                texts, sentence_cache, progress, len(german), on_translated, lead=lead
             ),
             self._nbest,
         )
@@ -206,33 +215,73 @@ class Pipeline:
         progress: ProgressSink,
         reported_total: int,
         on_translated: TranslatedSink,
+        *,
+        lead: int = 0,
     ) -> tuple[list[str], list[bool]]:
         """Translate every text exactly once, in order, taking what the cache already has;
-        ``on_translated`` hears of the cache's texts at once and of the others batch by batch."""
+        ``on_translated`` hears of the cache's texts at once and of the others batch by batch.
+        The first ``lead`` texts still missing go to the model first, in a request of their
+        own (see ``LEAD_SENTENCES``), unless they are all that is missing."""
         known: list[str | None] = (
             await cache.get_many(texts) if cache is not None else [None] * len(texts)
         )
         missing = [i for i, hit in enumerate(known) if hit is None]
         hits = len(texts) - len(missing)
-
-        def on_batch(done: int) -> None:
-            progress("translate", min(reported_total, hits + done), reported_total)
-
-        def on_sentences(pairs: list[tuple[int, str]]) -> None:
-            on_translated([(missing[j], english) for j, english in pairs], False)
-
-        on_batch(0)
+        first = [i for i in missing if i < lead]
+        parts = [first, missing[len(first) :]] if 0 < len(first) < len(missing) else [missing]
+        progress("translate", min(reported_total, hits), reported_total)
         on_translated([(i, hit) for i, hit in enumerate(known) if hit is not None], True)
-        fresh = await self.scheduler.translate(
-            [texts[i] for i in missing], on_batch, on_sentences=on_sentences
-        )
         result = list(known)
-        for index, english in zip(missing, fresh, strict=True):
-            result[index] = english
+        done_before = hits
+        for part in parts:
+            fresh = await self._translate_part(
+                texts, part, done_before, progress, reported_total, on_translated
+            )
+            for index, english in zip(part, fresh, strict=True):
+                result[index] = english
+            done_before += len(part)
         if cache is not None and missing:
             await cache.set_many([(texts[i], result[i] or "") for i in missing])
         flags = [hit is not None for hit in known]
         return [text or "" for text in result], flags
+
+    async def _translate_part(
+        self,
+        texts: list[str],
+        indices: list[int],
+        done_before: int,
+        progress: ProgressSink,
+        reported_total: int,
+        on_translated: TranslatedSink,
+    ) -> list[str]:
+        """The texts at ``indices`` through the scheduler, reporting as batches end."""
+
+        def on_batch(done: int) -> None:
+            progress("translate", min(reported_total, done_before + done), reported_total)
+
+        def on_sentences(pairs: list[tuple[int, str]]) -> None:
+            on_translated([(indices[j], english) for j, english in pairs], False)
+
+        return await self.scheduler.translate(
+            [texts[i] for i in indices], on_batch, on_sentences=on_sentences
+        )
+
+
+def lead_length(sentences: Sequence[Sentence], limit: int = LEAD_SENTENCES) -> int:
+    """How many sentences the article's opening paragraphs hold: whole paragraphs, at least the
+    first, at most ``limit`` sentences unless the first paragraph alone is longer."""
+    count = 0
+    index = 0
+    while index < len(sentences):
+        paragraph = sentences[index].paragraph
+        end = index
+        while end < len(sentences) and sentences[end].paragraph == paragraph:
+            end += 1
+        if count and end > limit:
+            break
+        count = end
+        index = end
+    return count
 
 
 class _ArticleTranslation:

@@ -12,13 +12,13 @@ from redis.asyncio import Redis
 from service.constants import PARTIAL_TTL_S, Keys
 from service.nlp.batching import InferenceScheduler
 from service.nlp.engine import ModelRef
-from service.pipeline import ArticleRequest, Pipeline, build_pipeline
+from service.pipeline import LEAD_SENTENCES, ArticleRequest, Pipeline, build_pipeline, lead_length
 from service.schemas import AlignedSentence, Result, TranslatedParagraph
 from service.settings import ROOT, Settings
 from service.store.partial import PartialTranslations
 from service.text.glossary import Glossary
 from service.text.glossary_files import load_default_glossary
-from service.text.segment import split_sentences
+from service.text.segment import Sentence, split_sentences
 
 JOB = "a" * 64
 
@@ -260,3 +260,51 @@ async def test_paragraphs_from_the_sentence_cache_come_before_any_batch(
     assert recorder.batches_at_call[0] == before
     assert all(s.cached and s.en == f"Cached: {s.de}" for s in first_call[0].sentences)
     assert sorted(recorder.published, key=lambda p: p.paragraph) == by_paragraph(result)
+
+
+def test_the_lead_is_whole_opening_paragraphs_up_to_a_few_sentences() -> None:
+    """The lead takes whole paragraphs from the top, stops before passing the limit, and is at
+    least the first paragraph however long it is."""
+
+    def layout(*sizes: int) -> list[Sentence]:
+        return [
+            Sentence(f"Satz {p}.{k}.", p, 0) for p, size in enumerate(sizes) for k in range(size)
+        ]
+
+    assert lead_length(layout(1, 2, 3, 4), limit=6) == 6
+    assert lead_length(layout(1, 2, 4, 1), limit=6) == 3
+    assert lead_length(layout(30, 1), limit=6) == 30
+    assert lead_length(layout(2), limit=6) == 2
+    assert lead_length([], limit=6) == 0
+
+
+@pytest.fixture(scope="module")
+def default_batches(tiny_settings: Settings) -> Iterator[Pipeline]:
+    """The tiny pipeline with the service's batch settings (a seed article fits one batch)."""
+    built = build_pipeline(tiny_settings)
+    yield built
+    built.close()
+
+
+async def test_the_opening_paragraphs_come_first_in_a_batch_of_their_own(
+    default_batches: Pipeline, seed_texts: dict[str, str]
+) -> None:
+    """An article that would be one batch is translated as its lead, then the rest: the
+    opening paragraphs are handed over first, alone, while most sentences are still waiting;
+    without a paragraph listener the article stays one batch."""
+    text = seed_texts["000_1e1de29cccfa5500.txt"]
+    sentences = split_sentences(text)
+    lead = lead_length(sentences)
+    assert 1 <= lead <= LEAD_SENTENCES < len(sentences)
+    recorder = Recorder(scheduler=default_batches.scheduler)
+    before = default_batches.scheduler.batches_run
+    result = await run(default_batches, text, recorder)
+    assert default_batches.scheduler.batches_run - before == 2
+    opening = sorted({s.paragraph for s in sentences[:lead]})
+    assert [p.paragraph for p in recorder.calls[0][2]] == opening
+    assert recorder.calls[0][1] < result.sentences_in / 2
+    assert sorted(recorder.published, key=lambda p: p.paragraph) == by_paragraph(result)
+
+    before = default_batches.scheduler.batches_run
+    await default_batches.run(ArticleRequest(text=text + "\n\nNoch ein letzter Satz."))
+    assert default_batches.scheduler.batches_run - before == 1
