@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+import redis as redis_sync
 from standardwebhooks.webhooks import Webhook
 
+from service.constants import Keys
 from service.webhooks import generate_secret
 from tests.processes import ServiceStack, service_stack
 from tests.receivers import ThreadedReceiver
@@ -60,6 +62,15 @@ def events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
             data.append(line.removeprefix("data:").strip())
 
 
+def stored(stack: ServiceStack, job_id: str) -> bool:
+    """Whether the job's paragraphs are in Redis (under the stack's default key prefix)."""
+    client = redis_sync.Redis.from_url(stack.redis_url)
+    try:
+        return bool(client.exists(Keys("kurz").partial(job_id)))
+    finally:
+        client.close()
+
+
 def paragraphs_of(result: dict[str, Any]) -> dict[int, list[dict[str, Any]]]:
     """The result's alignment grouped by paragraph."""
     grouped: dict[int, list[dict[str, Any]]] = {}
@@ -73,7 +84,8 @@ def test_paragraphs_stream_before_the_summary_and_the_webhook_is_one_final_event
 ) -> None:
     """All five seeds as one article: `translation` events arrive while it is still being
     translated (before any summary progress), a GET meanwhile shows them under `partial`, each
-    paragraph once and as the result has it; the callback gets one `summary.succeeded` only."""
+    paragraph once and as the result has it; the callback gets one `summary.succeeded` only,
+    and the job's stored paragraphs are deleted once it has ended."""
     article = "\n\n".join(seed_texts.values())
     submitted = httpx.post(
         f"{stack.base_url}/summarize",
@@ -84,6 +96,7 @@ def test_paragraphs_stream_before_the_summary_and_the_webhook_is_one_final_event
     job_id = submitted.json()["id"]
     seen: list[tuple[str, Any]] = []
     running_view: dict[str, Any] | None = None
+    stored_while_running = False
     with httpx.stream(
         "GET", f"{stack.base_url}/jobs/{job_id}/events", timeout=httpx.Timeout(30, read=600)
     ) as response:
@@ -92,6 +105,7 @@ def test_paragraphs_stream_before_the_summary_and_the_webhook_is_one_final_event
             seen.append((name, data))
             if name == "translation" and running_view is None:
                 running_view = httpx.get(f"{stack.base_url}/jobs/{job_id}", timeout=30).json()
+                stored_while_running = stored(stack, job_id)
             if name == "done":
                 break
     names = [name for name, _ in seen]
@@ -133,3 +147,9 @@ def test_paragraphs_stream_before_the_summary_and_the_webhook_is_one_final_event
     assert event["type"] == "summary.succeeded"
     assert "partial" not in event["data"]
     assert event["data"]["result"]["alignment"] == view["result"]["alignment"]
+
+    assert stored_while_running
+    deadline = time.monotonic() + 60
+    while stored(stack, job_id) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not stored(stack, job_id)
