@@ -1,4 +1,4 @@
-"""Benchmarks for Kurzgefasst: ``python -m benchmarks [pipeline] [http] [ct2]`` (``make bench``).
+"""Benchmarks for Kurzgefasst: ``python -m benchmarks [NAME ...]`` (``make bench``).
 
 Each benchmark is a function that returns a flat mapping of figure name to value, so that the
 runner (``benchmarks.__main__``) can print one table and write every figure to
@@ -9,6 +9,8 @@ runner (``benchmarks.__main__``) can print one table and write every figure to
 * ``http_bench``: cache-hit ``POST /summarize`` against a bare Litestar endpoint, and the
   queue's enqueue-to-start latency, with the API, a worker and Redis on loopback.
 * ``ct2_bench``: the ctranslate2 backend (maintained separately; skipped if it does not import).
+* ``progressive_bench``: when the first translated paragraph and the whole translation arrive,
+  as shares of the time to the full result, on the default backend and real-size models.
 """
 
 from __future__ import annotations

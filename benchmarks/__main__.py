@@ -1,6 +1,6 @@
-"""``python -m benchmarks [pipeline] [http] [ct2] [lane]``: run, print a table, save figures.
+"""``python -m benchmarks [pipeline] [http] [ct2] [lane] [progressive]``: run, print, save.
 
-With no names every benchmark runs (``make bench``; about ten minutes on a 2-core machine).
+With no names every benchmark runs (``make bench``; about fifteen minutes on a 2-core machine).
 Every figure is written to ``benchmarks/last-run.json`` under its own flat key, so runs can be
 diffed key by key; the file holds this run only (a partial run does not mix with an older one).
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks import BENCH_DIR, Figures
 
-NAMES = ("pipeline", "ct2", "http", "lane")
+NAMES = ("pipeline", "ct2", "http", "lane", "progressive")
 DEFAULT_OUTPUT = BENCH_DIR / "last-run.json"
 
 #: (figure, comparison, threshold, what the issue asks) for the summary at the end.
@@ -48,6 +48,12 @@ TARGETS: tuple[tuple[str, str, float, str], ...] = (
     ("http_cache_hit_rps_share_of_bare", ">=", 0.5, "cache hits vs bare endpoint, requests/s"),
     ("http_cache_hit_p99_ms", "<", 20.0, "cache-hit p99 latency at 50 connections"),
     ("lane_loaded_to_idle_p99", "<=", 2.0, "one-sentence p99 behind ten articles vs idle"),
+    (
+        "progressive_first_paragraph_share_max",
+        "<=",
+        0.15,
+        "first translated paragraph, share of the time to the full result (worst seed)",
+    ),
 )
 
 
@@ -189,7 +195,28 @@ def _parser() -> argparse.ArgumentParser:
     lane.add_argument(
         "--lane-requests", type=int, default=40, help="one-sentence requests per phase"
     )
+    progressive = parser.add_argument_group("progressive")
+    progressive.add_argument(
+        "--progressive-models",
+        choices=("real-size", "tiny"),
+        default="real-size",
+        help="models the progressive benchmark runs (tiny: a quick check, no meaningful shares)",
+    )
+    progressive.add_argument(
+        "--progressive-seeds",
+        type=int,
+        default=0,
+        help="seed articles the progressive benchmark runs (default 0: all)",
+    )
     return parser
+
+
+def _run_progressive(args: argparse.Namespace) -> Figures:
+    from benchmarks.progressive_bench import ProgressiveBenchOptions, run_progressive_benchmark
+
+    return run_progressive_benchmark(
+        ProgressiveBenchOptions(models=args.progressive_models, seeds=args.progressive_seeds)
+    )
 
 
 def _run_lane(args: argparse.Namespace) -> Figures:
@@ -262,6 +289,7 @@ _RUNNERS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "ct2": _run_ct2,
     "http": _run_http,
     "lane": _run_lane,
+    "progressive": _run_progressive,
 }
 
 
@@ -308,9 +336,16 @@ def _print_targets(figures: Figures) -> None:
         if not isinstance(value, int | float) or isinstance(value, bool):
             verdict = "not measured"
         else:
-            met = value >= threshold if comparison == ">=" else value < threshold
+            met = _COMPARE[comparison](value, threshold)
             verdict = f"{_format(value)} {'MET' if met else 'NOT MET'}"
         print(f"  {key} {comparison} {threshold:g} ({what}): {verdict}")
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">=": lambda value, threshold: value >= threshold,
+    "<": lambda value, threshold: value < threshold,
+    "<=": lambda value, threshold: value <= threshold,
+}
 
 
 def _format(value: object) -> str:

@@ -52,6 +52,10 @@ JOB_RETRY_BACKOFF_MAX_S = 60.0
 #: How long SAQ keeps a finished job record (status, error) after it ends.
 JOB_RECORD_TTL_S = 7 * 24 * 3600
 
+#: A running job's translated paragraphs are kept at most this long (renewed on every write):
+#: the worker deletes them when the job ends, so this only bounds what a crashed worker leaves.
+PARTIAL_TTL_S = JOB_RECORD_TTL_S
+
 #: How long an Idempotency-Key remembers its request.
 IDEMPOTENCY_TTL_S = 24 * 3600
 
@@ -109,6 +113,11 @@ class Keys:
     def callbacks(self, job_key: str) -> str:
         """The per-request callback URLs of everyone waiting on one (shared) job."""
         return f"{self.prefix}:callbacks:{job_key}"
+
+    def partial(self, job_key: str) -> str:
+        """A running job's translated paragraphs: a hash by paragraph index, not the job
+        record's meta, which SAQ rewrites whole on every progress touch (twice a second)."""
+        return f"{self.prefix}:partial:{job_key}"
 
     def deliveries_state(self, job_key: str) -> str:
         """A hash of the job's deliveries (state and body), so they can be sent again."""

@@ -85,16 +85,25 @@ class GlossaryRun:
         self, english: Sequence[str], nbest: NbestTranslator
     ) -> tuple[list[str], list[SentenceGlossaryReport]]:
         """Check and fall back, sentence by sentence (step 2): the English kept, and reports."""
-        pairs = list(zip(self.applications, english, strict=True))
-        lacking = [i for i, (app, text) in enumerate(pairs) if needs_fallback(app, text)]
+        if len(english) != len(self.applications):
+            raise ValueError(f"{len(english)} translations for {len(self.applications)} texts")
+        return await self.settle_some(range(len(english)), english, nbest)
+
+    async def settle_some(
+        self, indices: Sequence[int], english: Sequence[str], nbest: NbestTranslator
+    ) -> tuple[list[str], list[SentenceGlossaryReport]]:
+        """Step 2 for the texts at ``indices`` only (``english`` holds their translations, in
+        the same order): the pipeline settles each paragraph as soon as it is translated, so
+        the paragraphs it shows early are the ones the result keeps."""
+        pairs = [(self.applications[i], text) for i, text in zip(indices, english, strict=True)]
+        lacking = [k for k, (app, text) in enumerate(pairs) if needs_fallback(app, text)]
         hypotheses: dict[int, list[str]] = {}
         if lacking:
-            texts = [self.applications[i].text for i in lacking]
-            lists = await nbest(texts, NBEST, self.forbidden)
+            lists = await nbest([pairs[k][0].text for k in lacking], NBEST, self.forbidden)
             hypotheses = dict(zip(lacking, lists, strict=True))
         settled = [
-            settle_sentence(app, text, self.glossary, hypotheses.get(i, ()))
-            for i, (app, text) in enumerate(pairs)
+            settle_sentence(app, text, self.glossary, hypotheses.get(k, ()))
+            for k, (app, text) in enumerate(pairs)
         ]
         return [s.text for s in settled], [s.report for s in settled]
 

@@ -6,7 +6,7 @@ This module imports nothing heavy: the API process uses it without torch.
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -124,6 +124,26 @@ class Progress(msgspec.Struct):
     total: int = 0
 
 
+class TranslatedParagraph(msgspec.Struct, frozen=True, kw_only=True):
+    """One paragraph of a running job whose sentences are all translated (``partial``).
+
+    Sent as soon as its last sentence is done, so an editor reads the English while the summary
+    is still being written; the finished result's ``alignment`` holds the same sentences.
+    """
+
+    paragraph: Annotated[
+        int, msgspec.Meta(description="0-based paragraph index, as in the sentences' `paragraph`")
+    ]
+    first_sentence: Annotated[
+        int,
+        msgspec.Meta(description="Index in the result's `alignment` of its first sentence"),
+    ]
+    sentences: Annotated[
+        list[AlignedSentence],
+        msgspec.Meta(description="Its sentences, German and English, as `alignment` has them"),
+    ]
+
+
 class JobError(msgspec.Struct, omit_defaults=True):
     """Why a job failed, with a stable code."""
 
@@ -154,3 +174,15 @@ class JobView(msgspec.Struct, kw_only=True, omit_defaults=True):
     attempts: int = 0
     external_id: str | None = None
     metadata: dict[str, str | int | float | bool | None] | None = None
+    #: A running job's paragraphs translated so far, in paragraph order (possibly none yet);
+    #: absent while queued and once finished (the result then holds the whole translation).
+    partial: Annotated[
+        list[TranslatedParagraph] | None,
+        msgspec.Meta(
+            description=(
+                "Only while the job is running: the paragraphs translated so far, in paragraph "
+                "order (empty until the first is done). Absent while queued and once finished, "
+                "when `result` holds the whole translation."
+            )
+        ),
+    ] = None

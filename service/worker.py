@@ -9,6 +9,9 @@ three habits here:
 - on SIGTERM the worker stops taking jobs at once (a job dequeued after the signal is handed
   back untouched), finishes the jobs in hand within the grace period, and hands back the rest;
 - a job that fails because of its input is not retried; any other failure is, with backoff.
+
+Paragraphs are recorded as they are translated (``service.store.partial``), so the API can show
+a running job's English before its summary exists; webhooks still announce only the end.
 """
 
 from __future__ import annotations
@@ -49,10 +52,12 @@ from service.queue import (
     make_worker,
     view_of,
 )
+from service.schemas import TranslatedParagraph
 from service.settings import Settings
 from service.store.cache import RedisSentenceCache, ResultCache, result_key
 from service.store.connection import make_redis
 from service.store.glossaries import GlossaryStore
+from service.store.partial import PartialTranslations
 from service.store.stats import Stats
 from service.store.workers import WorkerRegistry
 from service.text.glossary import Glossary
@@ -91,6 +96,7 @@ class WorkerState:
     intake: ArticleIntake
     glossaries: GlossaryStore
     default_glossary: Glossary | None
+    partials: PartialTranslations
     heartbeat_task: asyncio.Task[None] | None = field(default=None)
 
     @classmethod
@@ -123,6 +129,7 @@ class WorkerState:
             intake=await ArticleIntake.start(settings, results),
             glossaries=GlossaryStore(redis, keys),
             default_glossary=default_glossary,
+            partials=PartialTranslations(redis, keys),
         )
         await state.registry.announce_models(
             pipeline.models, follows_instructions=pipeline.summarizer.follows_instructions
@@ -164,8 +171,16 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
     def on_progress(stage: str, done: int, total: int) -> None:
         progress.update(stage=stage, done=done, total=total)
 
+    writes: set[asyncio.Task[None]] = set()
+
+    def on_paragraphs(paragraphs: list[TranslatedParagraph]) -> None:
+        write = asyncio.create_task(_record_paragraphs(state, job, paragraphs))
+        writes.add(write)
+        write.add_done_callback(writes.discard)
+
     toucher = asyncio.create_task(_touch_while_running(job, progress, finished))
     try:
+        await state.partials.start(job.key)  # nothing an earlier attempt wrote stays visible
         if not payload.text:
             on_progress("extract", 0, 1)
         article = await state.intake.resolve(payload)
@@ -192,6 +207,7 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
                 ),
                 on_progress=on_progress,
                 sentence_cache=state.sentence_cache,
+                on_paragraphs=on_paragraphs,
             )
             result = msgspec.structs.replace(result, source=article.source)
     except (InputError, FetchFailedError) as error:
@@ -208,6 +224,8 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
         # swallowed on Python 3.11, leaving a toucher that keeps a finished job looking alive.
         finished.set()
         await toucher
+        # No paragraph may land after the job ends (the after-job hook deletes them all).
+        await asyncio.gather(*writes, return_exceptions=True)
     await state.intake.file(job.key, content_key, result, article)
     # Announced before SAQ marks the job complete: a crash in between re-runs the job, and the
     # second announcement reuses the first one's webhook ids (see service.webhooks.notifier).
@@ -256,11 +274,33 @@ async def deliver_webhook(ctx: WorkerContext, *, delivery: Any, body: str | None
     await state.notifier.attempt(state.http, msgspec.convert(delivery, Delivery), body)
 
 
-async def announce_failure(ctx: WorkerContext) -> None:
-    """After a job's last attempt failed, tell the newsroom's systems (``summary.failed``)."""
+async def after_job(ctx: WorkerContext) -> None:
+    """After each attempt: an ended article job's paragraphs go (its result, if any, holds them
+    all), and a job whose last attempt failed is announced (``summary.failed``)."""
     job = ctx.get("job")
-    if job is not None and job.status == Status.FAILED:
+    if job is None:
+        return
+    if job.function == SUMMARIZE_TASK and job.status in (
+        Status.COMPLETE,
+        Status.FAILED,
+        Status.ABORTED,
+    ):
+        try:
+            await ctx["state"].partials.discard(job.key)
+        except REDIS_DOWN as error:  # the TTL removes them instead
+            log.warning("could not delete a job's paragraphs", job=job.key[:12], error=repr(error))
+    if job.status == Status.FAILED:
         await announce_failed_job(ctx["state"], job)
+
+
+async def _record_paragraphs(
+    state: WorkerState, job: Job, paragraphs: list[TranslatedParagraph]
+) -> None:
+    """Store paragraphs the pipeline finished; a Redis hiccup costs the preview, not the job."""
+    try:
+        await state.partials.add(job.key, job.attempts, paragraphs)
+    except REDIS_DOWN as error:
+        log.warning("could not record translated paragraphs", job=job.key[:12], error=repr(error))
 
 
 async def announce_failed_job(state: WorkerState, job: Job) -> None:
@@ -344,7 +384,7 @@ def build_worker(
         concurrency=settings.worker_concurrency,
         startup=startup,
         shutdown=shutdown,
-        after_process=announce_failure,
+        after_process=after_job,
         shutdown_grace_s=settings.shutdown_grace_s,
         on_failed_by_sweep=announce_swept,
     )

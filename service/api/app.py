@@ -47,6 +47,7 @@ from service.store.cache import ResultCache
 from service.store.connection import make_redis
 from service.store.glossaries import GlossaryStore
 from service.store.idempotency import IdempotencyStore
+from service.store.partial import PartialTranslations
 from service.store.stats import Stats
 from service.store.submitters import Submitters
 from service.store.workers import WorkerRegistry
@@ -170,6 +171,7 @@ def _services(
         glossaries=GlossaryStore(redis, keys),
         submitters=Submitters(redis, keys, max(settings.result_ttl_s, JOB_RECORD_TTL_S)),
         default_glossary=default_glossary,
+        partials=PartialTranslations(redis, keys),
     )
 
 

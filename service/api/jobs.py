@@ -27,7 +27,7 @@ from service.api.submission import (
     submitter_copy,
 )
 from service.errors import ApiProblem
-from service.schemas import TERMINAL, JobStatus, JobView, Progress
+from service.schemas import TERMINAL, JobStatus, JobView, Progress, TranslatedParagraph
 from service.store.submitters import SubmitterCopy
 from service.webhooks import AttemptRecord
 
@@ -48,6 +48,11 @@ EVENTS_KEEPALIVE_S = 15.0
     opt={RATE_BUCKET: READ_BUCKET},
     responses=problem_responses(401, 404, 429, 503),
     summary="A job's status, progress and, once finished, its result",
+    description=(
+        "While the job runs, `partial` holds the paragraphs translated so far (in paragraph "
+        "order), so the English can be read before the summary is written; once the job has "
+        "finished, `result` holds everything and `partial` is absent."
+    ),
     tags=["jobs"],
 )
 async def get_job(
@@ -58,7 +63,15 @@ async def get_job(
     view = await find_view(services, checked, copy)
     if view is None:
         raise job_not_found(job_id)
-    return view
+    return await with_partial(services, view)
+
+
+async def with_partial(services: Services, view: JobView) -> JobView:
+    """A running job's view with the paragraphs its current attempt has translated so far."""
+    if view.status != JobStatus.RUNNING:
+        return view
+    paragraphs = await services.partials.read(view.id, view.attempts)
+    return msgspec.structs.replace(view, partial=paragraphs)
 
 
 @get(
@@ -66,11 +79,18 @@ async def get_job(
     opt={RATE_BUCKET: READ_BUCKET},
     media_type="text/event-stream",
     responses=problem_responses(401, 404, 429, 503),
-    summary="Server-sent events: `progress` while the job runs, then `done` with the job",
+    summary=(
+        "Server-sent events: `progress` and `translation` while the job runs, then `done` with "
+        "the job"
+    ),
     description=(
-        "Emits a `progress` event (`{status, progress}`) whenever either changes, then one "
-        "`done` event carrying the full job view, and closes.  An `error` event with a problem "
-        "document ends the stream if the job store becomes unreachable."
+        "Emits a `progress` event (`{status, progress}`) whenever either changes, and a "
+        "`translation` event (a `TranslatedParagraph`: `{paragraph, first_sentence, sentences}`) "
+        "for each paragraph as soon as it is translated; a client that connects late gets the "
+        "paragraphs done so far at once.  Then one `done` event carrying the full job view, and "
+        "the stream closes; paragraphs finished just before the end may come only in the "
+        "`done` event's result.  An `error` event with a problem document ends the stream if "
+        "the job store becomes unreachable."
     ),
     tags=["jobs"],
 )
@@ -83,7 +103,7 @@ async def job_events(
     if first is None:
         raise job_not_found(job_id)
     return ServerSentEvent(
-        event_stream(services, first, copy),
+        event_stream(services, await with_partial(services, first), copy),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
@@ -91,11 +111,13 @@ async def job_events(
 async def event_stream(
     services: Services, view: JobView, copy: SubmitterCopy | None = None
 ) -> AsyncIterator[ServerSentEventMessage]:
-    """Progress events while the job changes, then ``done`` (the job as ``copy``'s submitter
-    sees it); polling keeps it replica-safe."""
+    """Progress and paragraph events while the job changes, then ``done`` (the job as
+    ``copy``'s submitter sees it); polling keeps it replica-safe.  Each paragraph is sent
+    once, even if a retry translates it again."""
     loop = asyncio.get_running_loop()
     last: tuple[JobStatus, Progress] | None = None
     last_sent = loop.time()
+    sent: set[int] = set()
     while view.status not in TERMINAL:
         state = (view.status, view.progress)
         if state != last:
@@ -104,9 +126,14 @@ async def event_stream(
         elif loop.time() - last_sent >= EVENTS_KEEPALIVE_S:
             last_sent = loop.time()
             yield ServerSentEventMessage(comment="keep-alive")
+        for paragraph in _unsent(view.partial or [], sent):
+            last_sent = loop.time()
+            yield _event("translation", paragraph)
         await asyncio.sleep(EVENTS_POLL_INTERVAL_S)
         try:
             latest = await find_view(services, view.id, copy)
+            if latest is not None:
+                latest = await with_partial(services, latest)
         except Exception as exc:  # noqa: BLE001 - the stream has begun: report, then end it
             log.warning("event stream ended by an error", job=view.id[:12], error=repr(exc))
             yield _event("error", problem_for(exc).body())
@@ -116,6 +143,13 @@ async def event_stream(
             return
         view = latest
     yield _event("done", view)
+
+
+def _unsent(paragraphs: list[TranslatedParagraph], sent: set[int]) -> list[TranslatedParagraph]:
+    """The paragraphs not sent yet, in order; marks them sent."""
+    fresh = [p for p in paragraphs if p.paragraph not in sent]
+    sent.update(p.paragraph for p in fresh)
+    return fresh
 
 
 def _event(name: str, data: object) -> ServerSentEventMessage:

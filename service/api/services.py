@@ -19,6 +19,7 @@ from service.settings import Settings
 from service.store.cache import ResultCache
 from service.store.glossaries import GlossaryStore
 from service.store.idempotency import IdempotencyStore
+from service.store.partial import PartialTranslations
 from service.store.stats import Stats
 from service.store.submitters import Submitters
 from service.store.workers import WorkerRegistry
@@ -58,5 +59,7 @@ class Services:
     """The callers' own glossaries."""
     submitters: Submitters
     """Who submitted each job, with their own ``external_id`` and metadata."""
+    partials: PartialTranslations
+    """The paragraphs running jobs have translated so far."""
     default_glossary: Glossary | None
     """The server's glossary from ``KURZ_GLOSSARIES_DIR`` (None when it has no files)."""

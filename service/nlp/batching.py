@@ -39,6 +39,11 @@ ProgressCallback = Callable[[int], None]
 #: rather than once per batch; a worker sees few distinct sets at a time.
 _FORBIDDEN_CACHE_SIZE = 256
 
+SentencesCallback = Callable[[list[tuple[int, str]]], None]
+"""Called (on the event loop) with ``(index, translation)`` of the sentences a batch finished,
+so a caller can pass on each part of its request (a paragraph) as soon as it is complete; every
+sentence is reported once, before the request's own result is delivered."""
+
 
 def plan_batches(
     lengths: Sequence[int], *, token_budget: int, max_sentences: int
@@ -72,6 +77,7 @@ class _Request:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[list[str]]
     on_progress: ProgressCallback | None
+    on_sentences: SentencesCallback | None = None
     #: A translate-lane request: its pieces fill the next batches before any article's.
     priority: bool = False
     #: Spellings none of these sentences may be translated into (a glossary's wrong forms).
@@ -84,6 +90,7 @@ class _Request:
     outputs: list[list[str | None]] = field(default_factory=list)
     remaining: list[int] = field(default_factory=list)
     done_sentences: int = 0
+    reported: set[int] = field(default_factory=set)
     prepared: bool = False
 
 
@@ -131,8 +138,12 @@ class InferenceScheduler:
         *,
         priority: bool = False,
         forbidden: ForbiddenForms | None = None,
+        on_sentences: SentencesCallback | None = None,
     ) -> list[str]:
         """Translate ``sentences`` in order, batched with whatever else the worker is doing.
+
+        ``on_sentences`` hears of each sentence as the batch that completes it ends (batches
+        are cut by length, not by position, so sentences finish out of order).
 
         ``priority`` (the translate lane): while such sentences wait, each batch is cut from
         them alone, so a one-sentence request waits for at most the batch in hand, not for the
@@ -150,6 +161,7 @@ class InferenceScheduler:
             loop=loop,
             future=loop.create_future(),
             on_progress=on_progress,
+            on_sentences=on_sentences,
             priority=priority,
             forbidden=forbidden,
         )
@@ -312,28 +324,41 @@ class InferenceScheduler:
         else:
             translated = self.engine.translate_batch(texts, group)
         self.batches_run += 1
-        touched: dict[_Request, None] = {}
+        touched: dict[_Request, list[int]] = {}
         for i, text in zip(batch, translated, strict=True):
             request, s_index, p_index = pool[i]
             request.outputs[s_index][p_index] = text
             request.remaining[s_index] -= 1
+            finished = touched.setdefault(request, [])
             if request.remaining[s_index] == 0:
                 request.done_sentences += 1
-            touched[request] = None
-        for request in touched:
+                finished.append(s_index)
+        for request, finished in touched.items():
+            self._report(request, finished)
             if request.done_sentences == len(request.sentences):
                 self._finish(request)
             elif request.on_progress is not None:
                 request.loop.call_soon_threadsafe(request.on_progress, request.done_sentences)
 
+    @staticmethod
+    def _report(request: _Request, finished: Sequence[int]) -> None:
+        """Hand the sentences just finished to the request's ``on_sentences``, in order."""
+        fresh = sorted(i for i in finished if i not in request.reported)
+        if request.on_sentences is None or not fresh:
+            return
+        request.reported.update(fresh)
+        pairs = [(i, _joined(request.outputs[i])) for i in fresh]
+        request.loop.call_soon_threadsafe(request.on_sentences, pairs)
+
     def _finish(self, request: _Request) -> None:
         with self._condition:
             if request in self._pending:
                 self._pending.remove(request)
+        # Sentences no batch completed (one with no pieces) are reported now, before the result.
+        self._report(request, range(len(request.outputs)))
         if request.on_progress is not None:
             request.loop.call_soon_threadsafe(request.on_progress, len(request.sentences))
-        joined = [" ".join(p for p in outputs if p) for outputs in request.outputs]
-        self._resolve(request, result=joined)
+        self._resolve(request, result=[_joined(outputs) for outputs in request.outputs])
 
     @staticmethod
     def _resolve(
@@ -349,6 +374,11 @@ class InferenceScheduler:
 
         with contextlib.suppress(RuntimeError):  # the job's loop may be gone at shutdown
             request.loop.call_soon_threadsafe(deliver)
+
+
+def _joined(pieces: Sequence[str | None]) -> str:
+    """One sentence's translation from its pieces' (an over-long sentence was split)."""
+    return " ".join(p for p in pieces if p)
 
 
 def _deliver(

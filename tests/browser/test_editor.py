@@ -144,6 +144,51 @@ def test_seed_000_from_paste_to_result_copy_download_and_reload(
     assert browser.foreign_requests(stack.base_url) == []
 
 
+def test_the_translation_fills_in_before_the_summary_exists(stack: Stack, browser: Browser) -> None:
+    """The seeds twice over as one article: translated paragraphs appear while the job is still
+    running and has no summary (as the job's ``partial`` has them), come back at once after a
+    reload, and give way to the whole result when it is done."""
+    page = browser.page
+    article = "\n\n".join(seed.read_text(encoding="utf-8") for seed in reversed(SEEDS * 2))
+    assert len(article) <= MAX_TEXT_CHARS
+    open_editor(browser, stack.base_url + "/")
+    submit(browser, article)
+    partial_rows = "#results[data-state='partial'] #alignment tr.sentence"
+    page.wait_for_selector(partial_rows, state="attached")
+    page.reload()  # a page opened late gets the paragraphs done so far at once
+    page.wait_for_selector(partial_rows, state="attached")
+    view = stack.job(job_id_of(browser))
+    assert view["status"] == "running" and "result" not in view, describe(view)
+    shown = {
+        int(number)
+        for number in page.eval_on_selector_all(
+            "#alignment tbody", "bodies => bodies.map(b => b.dataset.paragraph)"
+        )
+    }
+    partial = {p["paragraph"]: p for p in view["partial"]}
+    assert shown <= set(partial), (shown, sorted(partial))
+    first = min(shown)
+    first_english = page.text_content(
+        f"#alignment tbody[data-paragraph='{first}'] tr.sentence td.en span"
+    )
+    assert first_english == partial[first]["sentences"][0]["en"]
+    assert page.is_visible(partial_rows)
+    assert page.text_content("#summary") == ""
+    assert page.is_visible("#summary-pending") and page.is_hidden("#copy-summary")
+    browser.screenshot("partial")
+    assert browser.axe_violations() == []
+
+    page.wait_for_function(
+        "() => document.getElementById('job-status').textContent.startsWith('Done')",
+        timeout=300_000,
+    )
+    result = stack.job(job_id_of(browser))["result"]
+    assert page.get_attribute("#results", "data-state") is None
+    assert page.locator("#alignment tr.sentence").count() == result["sentences_in"]
+    assert page.text_content("#summary") == result["summary"]
+    assert page.is_hidden("#summary-pending") and page.is_visible("#copy-summary")
+
+
 def test_a_running_job_shows_progress_and_can_be_canceled(stack: Stack, browser: Browser) -> None:
     """A long article shows sentences done of total in the live region; Cancel stops it."""
     page = browser.page

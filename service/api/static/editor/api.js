@@ -80,10 +80,12 @@ export async function acceptedInputs() {
 }
 
 /**
- * Follow a job's event stream: onProgress({status, progress}) for each `progress` event;
- * resolves to the job view of the `done` event.  `signal` aborts the stream.
+ * Follow a job's event stream: onProgress({status, progress}) for each `progress` event,
+ * onTranslation({paragraph, first_sentence, sentences}) for each paragraph translated while the
+ * job runs (those done before the stream opened come first); resolves to the job view of the
+ * `done` event.  `signal` aborts the stream.
  */
-export async function followEvents(jobId, onProgress, signal) {
+export async function followEvents(jobId, onProgress, signal, onTranslation = () => {}) {
   const path = `/jobs/${encodeURIComponent(jobId)}/events`;
   const response = await fetch(path, {
     headers: headers({ Accept: "text/event-stream" }),
@@ -108,6 +110,8 @@ export async function followEvents(jobId, onProgress, signal) {
       const event = parseEvent(block);
       if (event.name === "progress") {
         onProgress(JSON.parse(event.data));
+      } else if (event.name === "translation") {
+        onTranslation(JSON.parse(event.data));
       } else if (event.name === "done") {
         reader.cancel().catch(() => {});
         return JSON.parse(event.data);

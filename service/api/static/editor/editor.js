@@ -3,7 +3,7 @@
 
 import { Problem, acceptedInputs, apiKey, followEvents, request, setApiKey } from "./api.js";
 import { describeGlossary, glossaryField, glossaryName, loadGlossaries, renderGlossary } from "./glossary.js";
-import { markdownOf, renderAlignment, renderDetails, renderSource, renderSummary } from "./render.js";
+import { addParagraph, markdownOf, renderAlignment, renderDetails, renderSource, renderSummary } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
@@ -265,17 +265,45 @@ function showProgress(status, progress) {
   $("job-status").textContent = text;
 }
 
+/** The translation pane, filling in paragraph by paragraph while the job runs; the summary,
+ *  the details and the buttons wait for the finished result. */
+function showParagraph(paragraph) {
+  const results = $("results");
+  if (results.dataset.state !== "partial") {
+    results.dataset.state = "partial";
+    state.result = null;
+    $("result-title").hidden = true;
+    $("summary").replaceChildren();
+    $("summary-flags").textContent = "";
+    $("glossary-panel").hidden = true;
+    $("source-panel").hidden = true;
+    renderAlignment($("alignment"), []);
+    results.hidden = false;
+  }
+  addParagraph($("alignment"), paragraph);
+}
+
+function hideResults() {
+  $("results").hidden = true;
+  delete $("results").dataset.state;
+}
+
 async function follow(jobId) {
   if (state.stream) {
     state.stream.abort();
   }
   state.stream = new AbortController();
-  $("results").hidden = true;
+  hideResults();
   $("cancel").hidden = false;
   showProgress("queued", { stage: "queued", done: 0, total: 0 });
   try {
     const view = await withKey(() =>
-      followEvents(jobId, (event) => showProgress(event.status, event.progress), state.stream.signal),
+      followEvents(
+        jobId,
+        (event) => showProgress(event.status, event.progress),
+        state.stream.signal,
+        showParagraph,
+      ),
     );
     showView(view);
   } catch (error) {
@@ -303,8 +331,10 @@ function showView(view) {
     $("job-status").textContent = view.result.cached ? "Done (answered from the cache)." : "Done.";
     showResult(view.result);
   } else if (view.status === "canceled") {
+    hideResults();
     $("job-status").textContent = "Canceled.";
   } else {
+    hideResults();
     $("job-status").textContent = "Failed.";
     const error = view.error || { detail: "the job failed", code: "failed" };
     $("job-error").textContent = `${error.detail} (code: ${error.code})`;
@@ -323,6 +353,7 @@ function showResult(result) {
   renderGlossary($("glossary-panel"), result, (id) => glossaryName($("glossary"), id));
   renderSource($("source-panel"), $("source"), result.source);
   renderDetails($("details"), result);
+  delete $("results").dataset.state;
   $("results").hidden = false;
 }
 

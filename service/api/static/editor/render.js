@@ -1,4 +1,4 @@
-// Rendering a finished job's result.  Every model output and every user input is set with
+// Rendering a job's result, and its paragraphs as they are translated.  Every model output and every user input is set with
 // textContent, never parsed as HTML: an article or a summary cannot inject markup.
 
 export function el(tag, { className, text, attrs } = {}) {
@@ -102,6 +102,10 @@ function highlightPartner(row) {
   }
 }
 
+function paragraphBody(paragraph) {
+  return el("tbody", { className: "paragraph", attrs: { "data-paragraph": String(paragraph) } });
+}
+
 /** German and English side by side: one row per sentence, one tbody per paragraph. */
 export function renderAlignment(table, alignment) {
   for (const body of table.querySelectorAll("tbody")) {
@@ -112,29 +116,52 @@ export function renderAlignment(table, alignment) {
   alignment.forEach((pair, index) => {
     if (body === null || pair.paragraph !== paragraph) {
       paragraph = pair.paragraph;
-      body = el("tbody", { className: "paragraph", attrs: { "data-paragraph": String(paragraph) } });
+      body = paragraphBody(paragraph);
       table.append(body);
     }
-    const row = el("tr", { className: pair.cached ? "sentence cached" : "sentence" });
-    const label = `Sentence ${index + 1}`;
-    const german = el("td", { className: "de", attrs: { lang: "de", tabindex: "0" } });
-    german.setAttribute("aria-label", `${label}, German`);
-    const marks = glossaryMarks(pair.glossary);
-    const germanText = el("span");
-    germanText.append(...withMarks(pair.de, marks.german));
-    german.append(germanText);
-    const english = el("td", { className: "en", attrs: { lang: "en", tabindex: "0" } });
-    english.setAttribute("aria-label", `${label}, English${pair.cached ? ", from the cache" : ""}`);
-    const englishText = el("span");
-    englishText.append(...withMarks(pair.en, marks.english));
-    english.append(englishText);
-    if (pair.cached) {
-      english.append(el("span", { className: "cached-mark", text: "cached" }));
-    }
-    row.append(german, english);
-    highlightPartner(row);
-    body.append(row);
+    body.append(sentenceRow(pair, index));
   });
+}
+
+/**
+ * One paragraph translated while the job runs ({paragraph, first_sentence, sentences}), put in
+ * its place among the paragraphs shown so far (they arrive out of order); shown again, it
+ * replaces itself.
+ */
+export function addParagraph(table, translated) {
+  const body = paragraphBody(translated.paragraph);
+  translated.sentences.forEach((pair, offset) => body.append(sentenceRow(pair, translated.first_sentence + offset)));
+  const shown = [...table.querySelectorAll("tbody")];
+  const same = shown.find((other) => Number(other.dataset.paragraph) === translated.paragraph);
+  if (same) {
+    same.replaceWith(body);
+    return;
+  }
+  const next = shown.find((other) => Number(other.dataset.paragraph) > translated.paragraph);
+  table.insertBefore(body, next || null);
+}
+
+/** One sentence's row: German and English cells that light each other up. */
+function sentenceRow(pair, index) {
+  const row = el("tr", { className: pair.cached ? "sentence cached" : "sentence" });
+  const label = `Sentence ${index + 1}`;
+  const german = el("td", { className: "de", attrs: { lang: "de", tabindex: "0" } });
+  german.setAttribute("aria-label", `${label}, German`);
+  const marks = glossaryMarks(pair.glossary);
+  const germanText = el("span");
+  germanText.append(...withMarks(pair.de, marks.german));
+  german.append(germanText);
+  const english = el("td", { className: "en", attrs: { lang: "en", tabindex: "0" } });
+  english.setAttribute("aria-label", `${label}, English${pair.cached ? ", from the cache" : ""}`);
+  const englishText = el("span");
+  englishText.append(...withMarks(pair.en, marks.english));
+  english.append(englishText);
+  if (pair.cached) {
+    english.append(el("span", { className: "cached-mark", text: "cached" }));
+  }
+  row.append(german, english);
+  highlightPartner(row);
+  return row;
 }
 
 function percent(share) {
