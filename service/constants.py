@@ -114,6 +114,10 @@ class Keys:
         """The per-request callback URLs of everyone waiting on one (shared) job."""
         return f"{self.prefix}:callbacks:{job_key}"
 
+    def callbacks_of(self, job_key: str, owner: str) -> str:
+        """The callback URLs one caller registered for a job (counted against its limit)."""
+        return f"{self.prefix}:callbacks-of:{job_key}:{owner}"
+
     def partial(self, job_key: str) -> str:
         """A running job's translated paragraphs: a hash by paragraph index, not the job
         record's meta, which SAQ rewrites whole on every progress touch (twice a second)."""

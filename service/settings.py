@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     """Hosts or networks callbacks may reach even though they are not public addresses (on any
     port), and ``host:port`` entries: callbacks use ports 80 and 443 only, others need such an
     entry."""
+    max_callbacks_per_job: int = Field(default=5, ge=0)
+    """Distinct callback URLs one key (or, without keys, everyone) may register for one job;
+    each is another delivery of its event.  0: unlimited."""
     webhook_timeout_s: float = Field(default=15.0, gt=0)
     """Seconds one delivery attempt may take, connection to last byte."""
     public_url: str = "http://127.0.0.1:8000"

@@ -409,6 +409,29 @@ async def test_cache_hit_with_callback_schedules_one_delivery(
     assert stored is not None and b"summary.succeeded" in stored
 
 
+async def test_a_caller_may_register_a_few_callbacks_per_job(
+    make_settings: Callable[..., Settings], redis: Redis, prefix: str
+) -> None:
+    """Each callback URL is one more POST of the job's event: a key gets a few per job (a URL
+    it sent before does not count again), and another key has its own allowance."""
+    await announce_models(redis, prefix)
+    app = create_app(make_settings(api_keys=[ALPHA_KEY, BETA_KEY], max_callbacks_per_job=2))
+
+    def body(n: int) -> dict[str, Any]:
+        return {"text": GERMAN, "callback_url": f"https://hooks.example.com/{n}"}
+
+    alpha, beta = {"X-API-Key": ALPHA_KEY}, {"X-API-Key": BETA_KEY}
+    async with AsyncTestClient(app) as client:
+        taken = [await client.post("/summarize", json=body(n), headers=alpha) for n in (1, 2, 1)]
+        refused = await client.post("/summarize", json=body(3), headers=alpha)
+        other = await client.post("/summarize", json=body(3), headers=beta)
+    assert [r.status_code for r in taken] == [202, 202, 202]
+    assert assert_problem(refused, 422, "too_many_callbacks")["limit"] == 2
+    assert other.status_code == 202
+    stored = await redis.smembers(Keys(prefix).callbacks(taken[0].json()["id"]))  # type: ignore[misc]
+    assert len(stored) == 3
+
+
 async def test_redelivery_is_queued_once_while_pending_and_limited_per_job(
     client: AsyncTestClient[Litestar], redis: Redis, prefix: str, queue: JobQueue
 ) -> None:

@@ -281,7 +281,12 @@ async def _submit(services: Services, prepared: Prepared) -> JobView:
     if callback_url is not None:
         # Registered before the job is enqueued or joined, so a job finishing right after
         # cannot announce itself without this URL.
-        await services.notifier.add_callback(prepared.key, callback_url)
+        await services.notifier.add_callback(
+            prepared.key,
+            callback_url,
+            owner=prepared.owner,
+            limit=services.settings.max_callbacks_per_job,
+        )
     running = await services.queue.view(prepared.key)
     if running is not None and running.status not in TERMINAL:
         return running  # joining a job adds nothing to the queue: no depth check

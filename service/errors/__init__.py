@@ -13,6 +13,7 @@
     │   ├── UnknownStyleError     422 unknown_style: style not among prompts/*.toml
     │   ├── NotGermanError        422 not_german: the article is in another language
     │   ├── CallbackRefusedError  422 callback_url_refused: a URL webhooks may not call
+    │   ├── TooManyCallbacksError 422 too_many_callbacks: a caller's callbacks for one job
     │   ├── MarkupAsTextError     422 markup_as_text: ``text`` that is plainly HTML
     │   ├── NotHtmlError          415 not_html: a page or response that is not HTML
     │   ├── PageTooLargeError     413 page_too_large: a page over the size limit
@@ -49,6 +50,7 @@ from service.errors.articles import (
     NotHtmlError,
     PageTooLargeError,
     TextTooLongError,
+    TooManyCallbacksError,
     UnknownStyleError,
     UrlRefusedError,
 )
@@ -102,6 +104,7 @@ __all__ = [
     "PresetError",
     "QueueFullError",
     "TextTooLongError",
+    "TooManyCallbacksError",
     "UnknownStyleError",
     "UnsupportedGlossaryLanguagesError",
     "UrlRefusedError",

@@ -75,6 +75,20 @@ class CallbackRefusedError(InputError):
         super().__init__(f"callback URL refused: {reason}")
 
 
+class TooManyCallbacksError(InputError):
+    """A caller has registered as many callback URLs for one job as it may: each is another
+    POST of the job's event, so unbounded they would make the service a request amplifier."""
+
+    code = "too_many_callbacks"
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"this job already has {limit} callback URLs of yours; reuse one of them")
+
+    def extensions(self) -> dict[str, Any]:
+        return {"limit": self.limit}
+
+
 class MarkupAsTextError(InputError):
     """Plain ``text`` that is plainly HTML: the client should send it as ``html``."""
 

@@ -23,7 +23,7 @@ import structlog
 from redis.asyncio import Redis
 
 from service.constants import JOB_RECORD_TTL_S, Keys
-from service.errors import WebhookConfigError
+from service.errors import TooManyCallbacksError, WebhookConfigError
 from service.queue import JobQueue
 from service.schemas import JobStatus, JobView
 from service.settings import Settings
@@ -104,8 +104,24 @@ class Notifier:
             timeout_s=settings.webhook_timeout_s,
         )
 
-    async def add_callback(self, job_key: str, url: str) -> None:
-        """Remember a request's callback URL for the (possibly shared) job it waits on."""
+    async def add_callback(
+        self, job_key: str, url: str, *, owner: str = "public", limit: int = 0
+    ) -> None:
+        """Remember a request's callback URL for the (possibly shared) job it waits on.
+
+        With ``limit``, ``owner`` may register at most that many distinct URLs for the job
+        (``TooManyCallbacksError`` past it; a URL it registered before does not count again).
+        """
+        if limit > 0:
+            mine = self.keys.callbacks_of(job_key, owner)
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.sadd(mine, url)
+                pipe.scard(mine)
+                pipe.expire(mine, JOB_RECORD_TTL_S)
+                added, count, _ = await pipe.execute()
+            if added and count > limit:
+                await self.redis.srem(mine, url)  # type: ignore[misc]
+                raise TooManyCallbacksError(limit)
         key = self.keys.callbacks(job_key)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.sadd(key, url)
