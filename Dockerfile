@@ -8,7 +8,9 @@
 # Build arguments:
 #   BAKE_MODELS=1        run `python -m service download-models` at build time, so that a
 #                        container starts without internet (0: fetched, and converted for
-#                        ctranslate2, on the worker's first start; compose keeps both in volumes)
+#                        ctranslate2, on the worker's first start; compose keeps both in volumes;
+#                        `tiny`: the tiny offline models, built from seeds/, for checking the
+#                        image and the stack without model weights; run with KURZ_MODELS=tiny)
 #   KURZ_BACKEND         `ctranslate2` (the default) also converts the baked models at build
 #                        time; `transformers` skips that
 #   BASE_IMAGE           a CUDA base for GPU workers (see compose.gpu.yml); needs Python 3.11,
@@ -16,7 +18,14 @@
 #   TORCH_SPEC, TORCH_INDEX_URL
 #                        passed to scripts/install.sh; the default index is PyTorch's CPU build
 #                        (an empty TORCH_INDEX_URL lets the script probe for it and fall back to
-#                        the registry's torch, for a build behind a mirror)
+#                        the registry's CPU build, for a build behind a mirror)
+#   KURZ_TORCH           `cpu` (the default): the build fails if torch is a CUDA build or any
+#                        nvidia-* package got in, since the CPU image must never carry CUDA
+#                        libraries; `cuda` for the GPU workers' image (compose.gpu.yml)
+#
+# `make image` builds it (with Podman where there is no Docker engine, on a Debian base made with
+# debootstrap where no image registry answers) and `make test-image` checks the compose stack
+# made from it; see the README's Docker section.
 #
 # Dependencies are installed by scripts/install.sh, the script `make install` and CI run, in a
 # layer of their own (DEPS_ONLY=1, from pyproject.toml alone) before the source is copied, so
@@ -50,12 +59,18 @@ WORKDIR /app
 FROM base AS build
 ARG TORCH_SPEC=torch==2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ARG KURZ_TORCH=cpu
 COPY pyproject.toml ./
-COPY scripts/ scripts/
-RUN DEPS_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv
+# The install script alone: a change to another script must not reinstall torch.
+COPY scripts/install.sh scripts/
+RUN DEPS_ONLY=1 TORCH_CPU_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv
 COPY . .
-RUN PYTHON=python3.11 scripts/install.sh .venv \
+RUN TORCH_CPU_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv \
     && .venv/bin/python -m compileall -q service
+# Nothing here compiles C++ against torch or runs its C++ test programs: its headers, tests and
+# test binaries (about 190 MB) stay out of the image.
+RUN torch=$(echo .venv/lib/python3*/site-packages/torch) \
+    && rm -rf "$torch"/include "$torch"/test "$torch"/bin/test_* "$torch"/bin/*Test "$torch"/bin/protoc*
 
 # --- models: the Hugging Face cache (and converted models) to bake in --------------------------
 FROM build AS models
@@ -65,13 +80,18 @@ ARG KURZ_BACKEND=ctranslate2
 # there instead of fetching a gigabyte again.
 RUN --mount=type=cache,target=/cache/huggingface,id=kurzgefasst-hf \
     mkdir -p /models/huggingface /app/var/ct2 \
-    && if [ "$BAKE_MODELS" = "1" ]; then \
-         HF_HOME=/cache/huggingface .venv/bin/python -m service download-models \
-         && cp -a /cache/huggingface/. /models/huggingface/ \
-         && if [ "$KURZ_BACKEND" = "ctranslate2" ]; then \
-              HF_HOME=/models/huggingface HF_HUB_OFFLINE=1 KURZ_DEVICE=cpu .venv/bin/python -c \
-                'from service.pipeline import build_pipeline; from service.settings import Settings; build_pipeline(Settings()).close()'; \
-            fi; \
+    && case "$BAKE_MODELS" in \
+         1) HF_HOME=/cache/huggingface .venv/bin/python -m service download-models \
+            && cp -a /cache/huggingface/. /models/huggingface/ ;; \
+         tiny) .venv/bin/python -m service make-tiny-models var/tiny-models ;; \
+         0) ;; \
+         *) echo "BAKE_MODELS=$BAKE_MODELS: use 1, 0 or tiny" >&2; exit 1 ;; \
+       esac \
+    && if [ "$BAKE_MODELS" != "0" ] && [ "$KURZ_BACKEND" = "ctranslate2" ]; then \
+         models=hub; if [ "$BAKE_MODELS" = "tiny" ]; then models=tiny; fi; \
+         HF_HOME=/models/huggingface HF_HUB_OFFLINE=1 KURZ_DEVICE=cpu KURZ_MODELS=$models \
+           .venv/bin/python -c \
+           'from service.pipeline import build_pipeline; from service.settings import Settings; build_pipeline(Settings()).close()'; \
        fi
 
 # --- runtime ------------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ PY := $(VENV)/bin/python
 # runs the install script, which rebuilds a .venv made by another Python version.
 STAMP := $(VENV)/.installed$(if $(PYTHON),-$(notdir $(PYTHON)))
 PYTEST_ARGS ?=
+# The image `make image` builds, and what it bakes in (1: the default models, 0: none, tiny).
+IMAGE ?= kurzgefasst:local
+BAKE_MODELS ?= 1
+TEST_IMAGE ?= kurzgefasst:test
 
 .DEFAULT_GOAL := help
 
@@ -34,7 +38,7 @@ lint: $(STAMP) ## ruff, mypy, the import contracts, hadolint and the Kubernetes 
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
+	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile deploy/redis/Dockerfile; fi
 	$(PY) -m service.dev.manifests
 
 format: $(STAMP) ## apply ruff's fixes and formatting
@@ -50,7 +54,16 @@ run: $(STAMP) ## start Redis, the API and one worker here (KURZ_MODELS=tiny: off
 bench: $(STAMP) ## run the benchmarks; figures go to benchmarks/last-run.json
 	$(PY) -m benchmarks
 
+image: ## build the image with Docker, or Podman where no Docker engine answers (IMAGE, BAKE_MODELS)
+	IMAGE=$(IMAGE) BAKE_MODELS=$(BAKE_MODELS) scripts/image.sh build
+
+test-image: $(STAMP) ## build the images (tiny models) and check the compose stack as a user would
+	IMAGE=$(TEST_IMAGE) BAKE_MODELS=tiny scripts/image.sh build
+	scripts/image.sh redis
+	IMAGE=$(TEST_IMAGE) $(PY) -m pytest tests/image/check_stack.py -x $(PYTEST_ARGS)
+
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install test test-reliability soak lint format tiny-models run bench clean
+.PHONY: help install test test-reliability soak lint format tiny-models run bench image test-image \
+	clean

@@ -17,10 +17,16 @@
 #   TORCH_INDEX_URL   an index to install torch from (a CUDA `.../whl/cu128`, or a mirror); wins
 #   KURZ_TORCH=cuda   the registry's default build (CUDA on Linux): for GPU hosts
 #   KURZ_TORCH=cpu    (the default) PyTorch's CPU index when it answers within
-#                     TORCH_PROBE_TIMEOUT_S (3 s), else the registry's torch (offline mirrors
-#                     and wheel caches usually hold the CPU build under the same pin)
+#                     TORCH_PROBE_TIMEOUT_S (3 s), else the registry's CPU build by its local
+#                     version (torch==2.13.0+cpu, which offline mirrors and wheel caches hold),
+#                     else the registry's torch==2.13.0: on Linux PyPI has only the CUDA build
+#                     under that name, and pip takes it with its nvidia-* libraries
 #   TORCH_CPU_INDEX_URL  where the CPU build lives (https://download.pytorch.org/whl/cpu)
 #   TORCH_SPEC        the torch requirement (torch==2.13.0, the pin in pyproject.toml)
+#   TORCH_CPU_ONLY=1  with KURZ_TORCH=cpu, stop with an error when the environment ends up with
+#                     a CUDA build of torch or any nvidia-* package (a hint otherwise): the
+#                     Dockerfile sets it, because the CPU image must never carry gigabytes of
+#                     CUDA libraries that nothing in it can use
 # The script prints which torch it installed, its build and its size on disk.
 #
 # DEPS_ONLY=1 installs torch and the dependencies pyproject.toml lists (with EXTRAS) but not the
@@ -156,9 +162,19 @@ elif answers "${cpu_index%/}/torch/"; then
 else
   torch_from="from the package registry: PyTorch's CPU index ($cpu_index) did not answer within ${probe_timeout_s} s"
 fi
+# Without PyTorch's index, the CPU build can still be on hand under its local version (a wheel
+# cache, a mirror): asked for by that name first, since the bare pin is the CUDA build on PyPI.
+cpu_spec=""
+if [ -z "$torch_index" ] && [ "$torch_choice" = cpu ] && [[ $torch_spec =~ ^torch==[0-9.]+$ ]]; then
+  cpu_spec="$torch_spec+cpu"
+fi
 if [ -n "$torch_index" ]; then
   "${pip[@]}" install --quiet "$torch_spec" --index-url "$torch_index"
+elif [ -n "$cpu_spec" ] && "${pip[@]}" install --quiet "$cpu_spec" 2>/dev/null; then
+  torch_from="as $cpu_spec $torch_from"
 else
+  [ -z "$cpu_spec" ] \
+    || torch_from="from the package registry, which has no $cpu_spec: ${torch_from#*: }"
   "${pip[@]}" install --quiet "$torch_spec"
 fi
 torch_build=$("${py[@]}" -c '
@@ -182,6 +198,28 @@ if [ "$torch_choice" = cpu ] && [[ $torch_build == *CUDA* ]]; then
 fi
 say "installed $torch_build $torch_from$hint"
 
+# With TORCH_CPU_ONLY=1 and KURZ_TORCH=cpu: stops when torch is a CUDA build or any nvidia-*
+# package is installed (torch's CUDA build brings them, and so could another dependency).
+check_cpu_only() {
+  [ "${TORCH_CPU_ONLY:-}" = 1 ] && [ "$torch_choice" = cpu ] || return 0
+  local found
+  found=$("${py[@]}" -c '
+import importlib.metadata as metadata, re
+found = sorted(
+    {name for dist in metadata.distributions()
+     if (name := (dist.metadata["Name"] or "").lower()).startswith("nvidia-")}
+)
+version_py = metadata.distribution("torch").locate_file("torch/version.py")
+cuda = re.search(r"^cuda\b[^=]*=\s*.([0-9.]+)", version_py.read_text(encoding="utf-8"), re.M)
+if cuda:
+    found.insert(0, f"torch (CUDA {cuda[1]} build)")
+print(", ".join(found))
+')
+  [ -z "$found" ] \
+    || die "TORCH_CPU_ONLY=1: this CPU environment must not carry CUDA, but has $found; set TORCH_INDEX_URL to an index with torch's CPU build, or KURZ_TORCH=cuda for a GPU image"
+}
+check_cpu_only
+
 if [ -n "${DEPS_ONLY:-}" ]; then
   requirements=$(mktemp)
   trap 'rm -f "$requirements"' EXIT
@@ -194,8 +232,10 @@ for extra in filter(None, sys.argv[2].split(",")):
 print("\n".join(wanted))
 PY
   "${pip[@]}" install --quiet -r "$requirements"
+  check_cpu_only
   exit 0
 fi
 target="$here"
 [ -n "$extras" ] && target="${here}[$extras]"
 "${pip[@]}" install --quiet -e "$target"
+check_cpu_only

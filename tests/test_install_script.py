@@ -3,7 +3,8 @@ with, when it rebuilds one, and where it takes torch from.
 
 The interpreters are stand-ins: small shell scripts on a private PATH that answer the script's
 version question as Python 3.x would, make a "venv" by copying themselves, and record every other
-call (pip's included) in a log instead of installing anything.  Any other ``-c`` program (the
+call (pip's included) in a log instead of installing anything (a pip install of the requirement
+named in ``MISSING`` fails, as for a registry that does not have it).  Any other ``-c`` program (the
 reachability probe, the report of what was installed) runs with the real interpreter, so the
 probe really talks to the loopback servers these tests start; it runs without site-packages and
 sees, as "installed", only the package records a test writes.  Nothing here reaches the network.
@@ -44,6 +45,9 @@ if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then
   mkdir -p "$3/bin" && cp "$0" "$3/bin/python" && echo "version = {version}.0" > "$3/pyvenv.cfg"
   exit 0
 fi
+case " $* " in
+  *" install "*" $MISSING "*) exit 1 ;;
+esac
 exit 0
 """
 
@@ -130,11 +134,15 @@ class Machine:
             Path(line.split()[0]).name for line in self.calls() if f" -m venv {self.venv}" in line
         ]
 
-    def pip_torch_call(self) -> str:
-        """The venv's pip command that installed torch."""
+    def pip_torch_calls(self) -> list[str]:
+        """The venv's pip commands that installed torch (or tried to), in order."""
         pip_installs = [line for line in self.calls() if "-m pip" in line and " install " in line]
-        torch = [line for line in pip_installs if "torch==" in line]
-        assert len(torch) == 1, pip_installs
+        return [line for line in pip_installs if "torch==" in line]
+
+    def pip_torch_call(self) -> str:
+        """The venv's one pip command that installed torch."""
+        torch = self.pip_torch_calls()
+        assert len(torch) == 1, torch
         return torch[0]
 
     def venv_version(self) -> str:
@@ -400,16 +408,30 @@ def test_cpu_index_is_used_when_it_answers(
     ], result.stdout
 
 
-def test_registry_torch_when_the_cpu_index_is_unreachable(machine: Machine) -> None:
-    """Offline (a closed port here), the registry's torch==2.13.0 is installed, quickly."""
+def test_registry_cpu_build_when_the_cpu_index_is_unreachable(machine: Machine) -> None:
+    """Offline (a closed port here), the registry's CPU build is asked for by its local version,
+    torch==2.13.0+cpu (a wheel cache or mirror has it; the bare pin is CUDA on PyPI), quickly."""
     machine.python("python3", "3.12")
     started = time.monotonic()
     result = machine.install()
     elapsed_s = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert machine.pip_torch_call().endswith("install --quiet torch==2.13.0")
-    assert "from the package registry" in result.stdout and "did not answer" in result.stdout
+    assert machine.pip_torch_call().endswith("install --quiet torch==2.13.0+cpu")
+    said = one_line(result.stdout)
+    assert "as torch==2.13.0+cpu from the package registry" in said and "did not answer" in said
     assert elapsed_s < 20, elapsed_s
+
+
+def test_registry_pin_when_the_registry_has_no_cpu_build(machine: Machine) -> None:
+    """A registry without torch==2.13.0+cpu gets the plain pin, and the line says why."""
+    machine.python("python3", "3.12")
+    result = machine.install(MISSING="torch==2.13.0+cpu")
+    assert result.returncode == 0, result.stderr
+    calls = machine.pip_torch_calls()
+    assert [call.rsplit(" ", 1)[-1] for call in calls] == ["torch==2.13.0+cpu", "torch==2.13.0"]
+    said = one_line(result.stdout)
+    assert "from the package registry, which has no torch==2.13.0+cpu" in said, said
+    assert "did not answer" in said
 
 
 def test_a_silent_index_does_not_hang_the_install(machine: Machine) -> None:
@@ -508,11 +530,50 @@ def test_registry_fallback_that_brings_cuda_says_how_to_get_the_cpu_build(tmp_pa
     machine.python("python3", "3.12")
     shutil.rmtree(machine.site)
     machine.installed("torch", "2.13.0", size=1_500_000_000, cuda="13.0")
-    result = machine.install()
+    result = machine.install(MISSING="torch==2.13.0+cpu")
     assert result.returncode == 0, result.stderr
     said = one_line(result.stdout)
     assert "CUDA 13.0 build" in said and "did not answer" in said
     assert said.endswith("for the smaller CPU build set TORCH_INDEX_URL to an index that has it")
+
+
+def test_cpu_only_stops_when_the_fallback_brings_cuda(tmp_path: Path) -> None:
+    """TORCH_CPU_ONLY=1 (the CPU image's build) fails on a CUDA torch and its nvidia-* packages,
+    naming them, instead of building an image gigabytes too large."""
+    machine = Machine(tmp_path)
+    machine.python("python3", "3.12")
+    shutil.rmtree(machine.site)
+    machine.installed("torch", "2.13.0", size=1_500_000_000, cuda="13.0")
+    machine.installed("nvidia-cublas", "13.1.1.3", size=800_000_000)
+    result = machine.install(MISSING="torch==2.13.0+cpu", TORCH_CPU_ONLY="1")
+    assert result.returncode != 0
+    line = one_line(result.stderr)
+    assert "torch (CUDA 13.0 build), nvidia-cublas" in line, line
+    assert "TORCH_INDEX_URL" in line and "KURZ_TORCH=cuda" in line
+    assert not any(" -e " in call for call in machine.calls()), "went on to install the package"
+
+
+def test_cpu_only_stops_on_an_nvidia_package_beside_a_cpu_torch(tmp_path: Path) -> None:
+    """Any nvidia-* distribution in the CPU environment fails the build, whatever brought it."""
+    machine = Machine(tmp_path)
+    machine.python("python3", "3.12")
+    machine.installed("nvidia-nccl-cu12", "2.27.3", size=300_000_000)
+    result = machine.install(TORCH_CPU_ONLY="1")
+    assert result.returncode != 0
+    line = one_line(result.stderr)
+    assert "has nvidia-nccl-cu12;" in line and "torch (" not in line, line
+
+
+def test_cpu_only_passes_the_cpu_build_and_a_cuda_request(tmp_path: Path) -> None:
+    """TORCH_CPU_ONLY=1 lets the CPU build through, and leaves KURZ_TORCH=cuda (GPU images) be."""
+    machine = Machine(tmp_path)
+    machine.python("python3", "3.12")
+    assert machine.install(TORCH_CPU_ONLY="1").returncode == 0
+    shutil.rmtree(machine.site)
+    machine.installed("torch", "2.13.0", size=1_500_000_000, cuda="13.0")
+    machine.installed("nvidia-cublas", "13.1.1.3", size=800_000_000)
+    result = machine.install(TORCH_CPU_ONLY="1", KURZ_TORCH="cuda")
+    assert result.returncode == 0, result.stderr
 
 
 def test_python_env_var_that_does_not_exist_stops_with_one_line(machine: Machine) -> None:

@@ -31,6 +31,8 @@ from service.settings import ROOT, Settings
 
 COMPOSE = ROOT / "docker-compose.yml"
 COMPOSE_GPU = ROOT / "compose.gpu.yml"
+#: The override `make test-image` checks the stack with (tests/image/check_stack.py).
+COMPOSE_CHECK = ROOT / "tests" / "image" / "compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
@@ -237,7 +239,9 @@ def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
 def test_api_publishes_8000_and_waits_for_a_healthy_redis(services: dict[str, Any]) -> None:
     """`docker compose up` serves the API on port 8000 once Redis is up."""
     api = services["api"]
-    assert any(str(p).split(":")[-2:] == ["8000", "8000"] for p in api["ports"]), api["ports"]
+    # The host's side may be a variable with a default (API_PORT): it counts as its default.
+    ports = [re.sub(r"\$\{\w+:-(\d+)\}", r"\1", str(p)) for p in api["ports"]]
+    assert any(p.split(":")[-2:] == ["8000", "8000"] for p in ports), api["ports"]
     assert api["depends_on"]["redis"]["condition"] == "service_healthy"
     assert environment(api)["KURZ_HOST"] == "0.0.0.0"
 
@@ -297,21 +301,27 @@ def test_gpu_variant_reserves_a_gpu_and_builds_a_cuda_image() -> None:
     assert any(d["driver"] == "nvidia" and "gpu" in d["capabilities"] for d in devices)
     args = gpu["build"]["args"]
     assert "cuda" in args["BASE_IMAGE"] and "/cu" in args["TORCH_INDEX_URL"]
+    # The Dockerfile's default (cpu) fails a build that installs CUDA: this one asks for it.
+    assert args["KURZ_TORCH"] == "cuda"
     assert environment(gpu)["KURZ_DEVICE"] == "cuda"
     assert gpu["image"] != load_yaml(COMPOSE)["services"]["api"]["image"]
 
 
 def test_compose_sets_only_variables_the_settings_know() -> None:
-    """A misspelt KURZ_ variable in a compose file would be silently ignored by the service."""
+    """A misspelt KURZ_ variable in a compose file would be silently ignored by the service (a
+    build argument may also be one of the install script's, such as KURZ_TORCH)."""
     known = setting_names()
-    for path in (COMPOSE, COMPOSE_GPU):
+    for path in (COMPOSE, COMPOSE_GPU, COMPOSE_CHECK):
         for name, service in load_yaml(path)["services"].items():
             for variable in environment(service):
                 if variable.startswith("KURZ_"):
                     assert variable in known, f"{path.name}: {name}: {variable}"
+            for variable in (service.get("build") or {}).get("args", {}):
+                if variable.startswith("KURZ_"):
+                    assert variable in known | install_variables(), f"{path.name}: {variable}"
         text = path.read_text(encoding="utf-8")
         for variable in re.findall(r"\bKURZ_[A-Z0-9_]+", text):
-            assert variable in known, f"{path.name}: {variable}"
+            assert variable in known | install_variables(), f"{path.name}: {variable}"
 
 
 def test_compose_publishes_the_api_on_loopback_by_default() -> None:
