@@ -228,7 +228,11 @@ async def submit_once(
     """:func:`submit` at most once per Idempotency-Key: a retry gets the job its key names."""
     earlier = await services.idempotency.claim(client, idem_key, fingerprint, prepared.key)
     if earlier is not None:
-        mine = await services.submitters.copy_of(earlier, prepared.owner)
+        mine = (
+            await services.submitters.copy_of(earlier, prepared.owner)
+            if services.api_keys.enabled
+            else None
+        )
         view = await find_view(services, earlier, mine)
         if view is not None:
             return view
