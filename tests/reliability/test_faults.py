@@ -66,7 +66,7 @@ CONCURRENCY = 4
 
 #: The test's own waits (workers up, jobs finished, webhooks delivered) add up to more than the
 #: suite's 300 s hang guard when the machine is busy; they, not the guard, decide its outcome.
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_sigkilled_workers_lose_no_job_and_every_webhook_keeps_one_id(
     stack_factory: StackFactory, seed_sentences: list[str], figures: Figures
 ) -> None:
@@ -113,9 +113,11 @@ def test_sigkilled_workers_lose_no_job_and_every_webhook_keeps_one_id(
             slots[slot], saq_ids[slot] = stack.start_identified_worker(f"worker-{kill}")
         while len(ids) < jobs:
             burst()
-    records = stack.wait_finished(ids, timeout_s=sized(180, 600))
+    # Generous: on a machine shared with benchmarks, the 30 jobs and three kills took over 180 s
+    # after the last kill; a lost job never finishes, however long the wait.
+    records = stack.wait_finished(ids, timeout_s=600)
     recovered_s = time.monotonic() - last_kill
-    wait_for_webhooks(stack, ids, timeout_s=240)
+    wait_for_webhooks(stack, ids, timeout_s=300)
     elapsed = time.monotonic() - started
 
     views = stack.views(ids)
