@@ -39,7 +39,7 @@ from standardwebhooks.webhooks import Webhook
 
 from service.settings import ROOT
 from service.webhooks import generate_secret
-from tests.processes import free_port
+from tests.processes import free_port, wait_until_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -163,18 +163,7 @@ class Stack:
 
     def wait_ready(self, timeout_s: float = 600) -> None:
         """Until the API says Redis answers and a worker is alive."""
-        deadline = time.monotonic() + timeout_s
-        last = ""
-        while time.monotonic() < deadline:
-            try:
-                response = httpx.get(f"{self.api_url}/health/ready", timeout=5)
-                if response.status_code == 200:
-                    return
-                last = response.text
-            except httpx.HTTPError as error:
-                last = repr(error)
-            time.sleep(1)
-        raise AssertionError(f"API not ready after {timeout_s} s: {last}")
+        wait_until_ready(self.api_url, timeout_s)
 
     def logs(self) -> str:
         """The last lines of every container of the project, for a failure's report."""
