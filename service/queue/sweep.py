@@ -35,7 +35,7 @@ from service.constants import CANCELED_BY_CLIENT, JOB_HEARTBEAT_S, SWEEP_ABORT_W
 __all__ = ["SweepingQueue"]
 
 #: The active list and each job on it, read in one step while taking the sweep's lock (SAQ's
-#: script): nothing if another worker holds the lock.
+#: script); ``false`` (None in Python) if another worker holds the lock.
 _ACTIVE_JOBS = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
     redis.call('SETEX', KEYS[1], ARGV[1], 1)
@@ -45,7 +45,7 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
     end
     return id_jobs
 end
-return {}
+return false
 """
 
 _NOT_STARTED = (Status.NEW, Status.QUEUED)
@@ -79,6 +79,11 @@ class SweepingQueue(RedisQueue):
         id_jobs = await self._active_jobs(
             keys=[self.namespace("sweep"), self.namespace("active")], args=[lock]
         )
+        if id_jobs is None:
+            # Another worker sweeps now.  Returning before the pruning below matters: a sweep
+            # that saw no list used to forget every first sighting, so with two workers taking
+            # turns a dead worker's taken job was "first seen" again and again, never given back.
+            return []
         swept: list[str] = []
         not_started: set[str] = set()
         for raw_id, raw_job in id_jobs:

@@ -126,6 +126,21 @@ async def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_given_bac
     assert stored is not None and status_of(stored) == JobStatus.QUEUED
 
 
+async def test_a_sweep_that_finds_the_lock_held_keeps_the_first_sightings(
+    api: JobQueue, workers: list[DrainingQueue], redis: Redis
+) -> None:
+    """Workers take turns at the sweep; one that finds another's lock must not make a dead
+    worker's taken job look newly seen (it was never given back while two workers swept)."""
+    taker, sweeper, other = workers
+    sweeper.not_started_grace_s = other.not_started_grace_s = 0.3
+    await submit(api, 3)
+    assert await taker.dequeue(timeout=1) is not None
+    assert await sweep(redis, sweeper) == []  # first sighting; the lock is now held
+    assert await other.sweep(5, abort=0.2) == []  # locked out: sees nothing, forgets nothing
+    await asyncio.sleep(0.4)
+    assert await sweep(redis, other) == [f"saq:job:{PREFIX}:{key(3)}"]
+
+
 async def test_a_canceled_job_whose_worker_died_ends_canceled_and_never_runs_again(
     api: JobQueue, workers: list[DrainingQueue], redis: Redis
 ) -> None:
