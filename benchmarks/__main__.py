@@ -195,6 +195,12 @@ def _parser() -> argparse.ArgumentParser:
     lane.add_argument(
         "--lane-requests", type=int, default=40, help="one-sentence requests per phase"
     )
+    lane.add_argument(
+        "--lane-backend",
+        choices=("ctranslate2", "transformers"),
+        default="ctranslate2",
+        help="the worker's backend for the real-size models (default: the service's default)",
+    )
     progressive = parser.add_argument_group("progressive")
     progressive.add_argument(
         "--progressive-models",
@@ -224,7 +230,10 @@ def _run_lane(args: argparse.Namespace) -> Figures:
 
     return run_lane_benchmark(
         LaneBenchOptions(
-            models=args.lane_models, requests=args.lane_requests, redis_url=args.redis_url
+            models=args.lane_models,
+            backend=args.lane_backend,
+            requests=args.lane_requests,
+            redis_url=args.redis_url,
         )
     )
 

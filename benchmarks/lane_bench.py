@@ -48,6 +48,9 @@ class LaneBenchOptions:
 
     models: str = "real-size"
     """``real-size`` (random weights, real architectures) or ``tiny``."""
+    backend: str = "ctranslate2"
+    """The worker's backend for the real-size models: ``ctranslate2`` (the service's default,
+    on copies made convertible as in the CTranslate2 benchmark) or ``transformers``."""
     requests: int = 40
     """One-sentence requests per latency phase (idle, loaded), one at a time."""
     articles: int = 10
@@ -67,7 +70,7 @@ def run_lane_benchmark(options: LaneBenchOptions | None = None) -> Figures:
     except Exception as error:  # noqa: BLE001 - no Redis means "skipped", with the reason
         print(f"  skipped: Redis at {options.redis_url} does not answer ({error})")
         return {"lane_skipped": f"Redis at {options.redis_url} does not answer"}
-    figures: Figures = {"lane_models": options.models}
+    figures: Figures = {"lane_models": options.models, "lane_backend": options.backend}
     with (
         tempfile.TemporaryDirectory(prefix="kurz-bench-lane-") as scratch,
         _Processes(Path(scratch)) as processes,
@@ -92,9 +95,11 @@ def run_lane_benchmark(options: LaneBenchOptions | None = None) -> Figures:
             with httpx.Client(base_url=api, timeout=600) as client:
                 _translate(client, "Guten Morgen.")  # warm-up: first batch, first job
                 idle = _latencies(client, options.requests, "idle")
-                _queue_articles(client, options.articles)
+                articles = _queue_articles(client, options.articles)
                 loaded = _latencies(client, options.requests, "loaded")
                 figures.update(_latency_figures(idle, loaded))
+                # The loaded phase counts only if articles were still running at its end.
+                figures["lane_articles_unfinished_after_loaded"] = _unfinished(client, articles)
                 print(f"  latency: {figures}", flush=True)
                 try:
                     figures.update(_throughput(api, options.burst))
@@ -115,6 +120,17 @@ def run_lane_benchmark(options: LaneBenchOptions | None = None) -> Figures:
 def _model_env(options: LaneBenchOptions, scratch: Path) -> dict[str, str]:
     if options.models == "tiny":
         return {"KURZ_MODELS": "tiny", "KURZ_TINY_MODELS_DIR": str(scratch / "tiny")}
+    if options.backend == "ctranslate2":
+        from benchmarks.ct2_bench import prepare_ct2_models
+
+        print("  building the real-size models (random weights, convertible) ...", flush=True)
+        built = prepare_ct2_models(scratch / "models")
+        return {
+            "KURZ_TRANSLATION_MODEL": str(built.translation),
+            "KURZ_SUMMARIZATION_MODEL": str(built.summarization),
+            "KURZ_BACKEND": "ctranslate2",
+            "KURZ_CONVERTED_MODELS_DIR": str(scratch / "converted"),
+        }
     print("  building the real-size models (random weights) ...", flush=True)
     built = subprocess.run(
         [sys.executable, "-m", "benchmarks.models", str(scratch / "models")],
@@ -147,8 +163,8 @@ def _latencies(client: httpx.Client, count: int, phase: str) -> list[float]:
     return [_translate(client, SENTENCE.format(n=f"{phase}-{tag}-{n}")) for n in range(count)]
 
 
-def _queue_articles(client: httpx.Client, count: int) -> None:
-    """Submit ``count`` distinct seed articles and wait until the worker runs some."""
+def _queue_articles(client: httpx.Client, count: int) -> list[str]:
+    """Submit ``count`` distinct seed articles, wait until the worker runs some; their ids."""
     seeds = [p.read_text(encoding="utf-8") for p in sorted(SEEDS_DIR.glob("*.txt"))]
     ids = []
     for number in range(count):
@@ -162,6 +178,13 @@ def _queue_articles(client: httpx.Client, count: int) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("no article started within 120 s")
         time.sleep(0.1)
+    return ids
+
+
+def _unfinished(client: httpx.Client, ids: list[str]) -> int:
+    """How many of the articles are still queued or running."""
+    states = [client.get(f"/jobs/{job_id}").json()["status"] for job_id in ids]
+    return sum(state in ("queued", "running") for state in states)
 
 
 def _latency_figures(idle: list[float], loaded: list[float]) -> Figures:

@@ -1,11 +1,12 @@
 """The worker's translate lane: translate-only jobs, run beside the article jobs.
 
 A second SAQ worker in the same process takes jobs from the lane's own queue, with its own
-slots (``KURZ_TRANSLATE_CONCURRENCY``), and shares the article worker's loaded models: its
-sentences go to the same inference scheduler, flagged urgent, so they fill the next batch ahead
-of any article's.  A one-sentence request therefore waits for at most the batch in hand, never
-for the articles queued before it.  Nothing is summarized; the sentence cache is read and
-written like an article's.
+slots (``KURZ_TRANSLATE_CONCURRENCY``).  Its sentences go to an inference scheduler of its own
+(``Pipeline.urgent``: its own thread and, on CTranslate2, its own copy of the translation model),
+which runs at the worker's priority while the article side runs lowered
+(``service.nlp.priority``).  A one-sentence request therefore never waits for the article batch
+in hand, nor for the cores the articles keep busy.  Nothing is summarized; the sentence cache is
+read and written like an article's.
 
 A job that names a glossary applies it as an article does (``service.glossary_steps``): the
 glossary's target forms are written into the German sentences before translation, so the
@@ -118,7 +119,7 @@ class LaneTranslator:
         variant = None if forbidden is None else forbidden.digest
         known: list[str | None] = await cache.get_many(sentences, variant=variant)
         missing = [i for i, hit in enumerate(known) if hit is None]
-        fresh = await self.state.pipeline.scheduler.translate(
+        fresh = await self.state.pipeline.urgent.translate(
             [sentences[i] for i in missing], priority=True, forbidden=forbidden
         )
         result = list(known)
@@ -148,7 +149,7 @@ class LaneTranslator:
         english = [""] * len(sources)
         for index, text in [*zip(free, free_en, strict=True), *zip(bound, bound_en, strict=True)]:
             english[index] = text
-        scheduler = self.state.pipeline.scheduler
+        scheduler = self.state.pipeline.urgent
 
         async def nbest(
             texts: list[str], n: int, forbidden: ForbiddenForms | None
@@ -201,7 +202,7 @@ class LaneTranslator:
         texts = [s.text for s in sentences]
         glossary = self.glossary
         sources = GlossaryRun.start(glossary, texts).sources if glossary is not None else texts
-        nbest = await self.state.pipeline.scheduler.translate_nbest(sources, n + 1)
+        nbest = await self.state.pipeline.urgent.translate_nbest(sources, n + 1)
         if glossary is not None:
             nbest = [[repair_output(text, glossary).text for text in options] for options in nbest]
         readings: list[str] = []

@@ -20,6 +20,7 @@ from service.glossary_steps import GlossaryRun, NbestTranslator, merged_names
 from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
 from service.nlp.engine import Engines, ForbiddenForms, SummaryEngine
+from service.nlp.priority import lower_this_thread
 from service.nlp.summarize import summarize
 from service.presets import PresetRegistry
 from service.schemas import AlignedSentence, ModelInfo, Result, TranslatedParagraph
@@ -88,15 +89,28 @@ class Pipeline:
         scheduler: InferenceScheduler,
         summarizer: SummaryEngine,
         presets: PresetRegistry,
+        *,
+        urgent: InferenceScheduler | None = None,
+        background_nice: int = 0,
     ) -> None:
         self.scheduler = scheduler
+        #: The translate lane's scheduler: its own thread (and, on CTranslate2, its own copy of
+        #: the model), so a lane request never waits for the article batch in hand.
+        self.urgent = urgent or scheduler
         self.summarizer = summarizer
         self.presets = presets
-        self._summary_executor = ThreadPoolExecutor(1, thread_name_prefix="summarization")
+        self._summary_executor = ThreadPoolExecutor(
+            1,
+            thread_name_prefix="summarization",
+            initializer=lower_this_thread,
+            initargs=(background_nice,),
+        )
 
     def close(self) -> None:
         """Stop the inference threads."""
         self.scheduler.close()
+        if self.urgent is not self.scheduler:
+            self.urgent.close()
         self._summary_executor.shutdown(wait=True, cancel_futures=True)
 
     @property
@@ -468,9 +482,22 @@ def build_pipeline(
     registry = presets or PresetRegistry.from_directory(settings.prompts_dir)
     if engines is None:
         engines = load_engines(settings)
+    budget, most = settings.batch_token_budget, settings.max_batch_sentences
     scheduler = InferenceScheduler(
-        engines.translation,
-        token_budget=settings.batch_token_budget,
-        max_sentences=settings.max_batch_sentences,
+        engines.translation, token_budget=budget, max_sentences=most, nice=settings.background_nice
     )
-    return Pipeline(scheduler, engines.summarization, registry)
+    # The lane's thread stays at the worker's priority; without a copy of its own it drives the
+    # article side's model (transformers: one module serves both threads).
+    urgent = InferenceScheduler(
+        engines.urgent_translation or engines.translation,
+        token_budget=budget,
+        max_sentences=most,
+        name="lane-inference",
+    )
+    return Pipeline(
+        scheduler,
+        engines.summarization,
+        registry,
+        urgent=urgent,
+        background_nice=settings.background_nice,
+    )

@@ -38,6 +38,7 @@ from service.nlp.ct2 import (
     load_ct2_model,
 )
 from service.nlp.loading import LoadedModel, load_seq2seq, resolve_model_dir
+from service.nlp.priority import thread_nice
 from service.nlp.transformers_engine import TransformersSummarizer, TransformersTranslator
 from service.presets import Generation
 from service.settings import Settings
@@ -320,12 +321,14 @@ def test_results_name_ctranslate2_and_the_compute_type_that_ran(
 def test_threads_come_from_the_settings_and_inter_threads_stay_one(
     tiny_models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each model runs KURZ_INFERENCE_THREADS intra-op threads and one batch at a time."""
+    """Each model runs KURZ_INFERENCE_THREADS intra-op threads and one batch at a time; the
+    article side's models are made on a thread KURZ_BACKGROUND_NICE steps lower (their worker
+    threads inherit it), the translate lane's copy at the worker's own priority."""
     seen: list[dict[str, Any]] = []
     real = ctranslate2.Translator
 
     def recording(path: str, **kwargs: Any) -> Any:
-        seen.append(kwargs)
+        seen.append({**kwargs, "nice": thread_nice(threading.get_native_id())})
         return real(path, **kwargs)
 
     monkeypatch.setattr(ctranslate2, "Translator", recording)
@@ -337,13 +340,20 @@ def test_threads_come_from_the_settings_and_inter_threads_stay_one(
         compute_type="int8",
         converted_models_dir=tmp_path,
         inference_threads=1,
+        background_nice=3,
         _env_file=None,  # type: ignore[call-arg]
     )
-    ct2.load_ct2_engines(settings, device=CPU)
-    assert [(k["intra_threads"], k["inter_threads"], k["device"]) for k in seen] == [
-        (1, 1, "cpu"),
-        (1, 1, "cpu"),
+    own = thread_nice(threading.get_native_id())
+    lowered = min(19, own + 3)
+    engines = ct2.load_ct2_engines(settings, device=CPU)
+    assert [(k["intra_threads"], k["inter_threads"], k["device"], k["nice"]) for k in seen] == [
+        (1, 1, "cpu", lowered),  # translation, for articles
+        (1, 1, "cpu", lowered),  # summarization
+        (1, 1, "cpu", own),  # translation, for the lane
     ]
+    assert engines.urgent_translation is not None
+    assert engines.urgent_translation is not engines.translation
+    assert thread_nice(threading.get_native_id()) == own  # the caller's priority is untouched
 
 
 def test_compute_type_auto_is_int8_on_cpu_and_float16_on_cuda() -> None:

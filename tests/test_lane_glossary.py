@@ -149,7 +149,7 @@ async def running_lane(
     keys = Keys(settings.key_prefix)
     store = GlossaryStore(redis, keys)
     scheduler = InferenceScheduler(engine)
-    state = LaneState(store, default, type("Pipeline", (), {"scheduler": scheduler})())
+    state = LaneState(store, default, type("Pipeline", (), {"urgent": scheduler})())
     ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     ready.set_result(state)
     worker = build_lane_worker(settings, redis, ready)

@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 
 from service.nlp.engine import ForbiddenForms, TokenSequences, TranslationEngine
+from service.nlp.priority import lower_this_thread
 from service.text.split import split_long
 
 log = structlog.get_logger(__name__)
@@ -98,9 +99,18 @@ class InferenceScheduler:
     """Owns the translation engine and the one thread that runs it."""
 
     def __init__(
-        self, engine: TranslationEngine, *, token_budget: int = 4096, max_sentences: int = 64
+        self,
+        engine: TranslationEngine,
+        *,
+        token_budget: int = 4096,
+        max_sentences: int = 64,
+        nice: int = 0,
+        name: str = "translation-inference",
     ) -> None:
         self.engine = engine
+        #: How far below the worker's priority the thread runs (``service.nlp.priority``).
+        self.nice = nice
+        self.name = name
         self.token_budget = token_budget
         self.max_sentences = max_sentences
         self._pending: list[_Request] = []
@@ -118,9 +128,7 @@ class InferenceScheduler:
         """Start the inference thread (idempotent)."""
         with self._condition:
             if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="translation-inference", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
 
     def close(self) -> None:
@@ -203,7 +211,13 @@ class InferenceScheduler:
 
     # --- inference thread ---------------------------------------------------------------------
 
+    @property
+    def native_thread_id(self) -> int | None:
+        """The inference thread's id as the operating system knows it (None before it starts)."""
+        return self._thread.native_id if self._thread is not None else None
+
     def _run(self) -> None:
+        lower_this_thread(self.nice)  # before any inference: compute threads it starts inherit it
         while True:
             with self._condition:
                 while not self._pending and not self._calls and not self._closed:

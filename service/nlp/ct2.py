@@ -39,6 +39,7 @@ from service.nlp.engine import (
     TokenSequences,
 )
 from service.nlp.loading import quiet_tokenizer, resolve_model_dir
+from service.nlp.priority import call_lowered
 from service.presets import Generation
 from service.settings import Settings
 
@@ -363,10 +364,10 @@ def load_ct2_engines(
     """Load both models under ctranslate2, converting them on first use.
 
     Each model gets ``threads`` (default ``KURZ_INFERENCE_THREADS``, or the cores this process
-    may use) intra-op threads and one inter-op thread: the two models run one after the other,
-    never at once, so one worker keeps every core busy.  Two workers on one machine should each
-    be given half the cores (``KURZ_INFERENCE_THREADS`` or CPU affinity, which ``usable_cores``
-    respects) so that they do not oversubscribe it.
+    may use) intra-op threads and one inter-op thread.  The translate lane gets a copy of the
+    translation model of its own, whose threads outrank the article side's.  Two workers on one
+    machine should each be given half the cores (``KURZ_INFERENCE_THREADS`` or CPU affinity,
+    which ``usable_cores`` respects) so that they do not oversubscribe it.
     """
     common: dict[str, Any] = {
         "device": device,
@@ -374,10 +375,22 @@ def load_ct2_engines(
         "out_root": Path(settings.converted_models_dir),
         "threads": threads or inference_threads(settings),
     }
+
+    def article_models() -> tuple[CT2Model, CT2Model]:
+        return (
+            load_ct2_model(settings.translation_source, **common),
+            load_ct2_model(settings.summarization_source, **common),
+        )
+
+    # The article side's worker threads are started lowered, the lane's copy at the worker's
+    # own priority (``service.nlp.priority``).  The copy costs the translation model's memory
+    # once more (about 80 MB for opus-mt-de-en in int8); its conversion is shared.
+    translation, summarization = call_lowered(article_models, settings.background_nice)
     return Engines(
-        translation=CT2Translator(
+        translation=CT2Translator(translation, num_beams=settings.translation_beams),
+        summarization=CT2Summarizer(summarization),
+        urgent_translation=CT2Translator(
             load_ct2_model(settings.translation_source, **common),
             num_beams=settings.translation_beams,
         ),
-        summarization=CT2Summarizer(load_ct2_model(settings.summarization_source, **common)),
     )

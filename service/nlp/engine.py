@@ -135,10 +135,14 @@ class SummaryEngine(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Engines:
-    """The two loaded models a worker needs."""
+    """The two loaded models a worker needs, and the translate lane's own handle on the first."""
 
     translation: TranslationEngine
     summarization: SummaryEngine
+    urgent_translation: TranslationEngine | None = None
+    """The translation model for the translate lane, where it needs a copy of its own (a
+    CTranslate2 model's worker threads keep the priority of the thread that made it: see
+    ``service.nlp.priority``); None: the lane drives ``translation`` from its own thread."""
 
 
 @dataclass(frozen=True, slots=True)
