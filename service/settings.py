@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     """On SIGTERM a worker finishes the jobs in hand for this long, then hands the rest back."""
     api_keys: Annotated[list[str], NoDecode] = []
     """Comma-separated API keys, each at least 32 characters; empty means the API is open."""
+    api_keys_file: Path | None = None
+    """A TOML file of keys by tenant (desk), as sha256 digests, with per-key rate limits (see
+    the README); used together with ``KURZ_API_KEYS``."""
     rate_limit_per_minute: int = Field(default=0, ge=0)
     """Submissions and other requests per API key (or client address) per minute; 0: unlimited."""
     read_rate_limit_per_minute: int = Field(default=1200, ge=0)
@@ -164,6 +167,12 @@ class Settings(BaseSettings):
     # --- logging ------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
+
+    @field_validator("api_keys_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """``KURZ_API_KEYS_FILE=`` (as in .env.example) means no keys file."""
+        return None if value == "" else value
 
     _csv = field_validator(
         "api_keys",

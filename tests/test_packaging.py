@@ -61,7 +61,9 @@ def setting_names() -> set[str]:
 
 def render_default(value: Any) -> str:
     """A default as one writes it in ``.env``: paths relative to the repository, lists with
-    commas, booleans in lower case."""
+    commas, booleans in lower case, none as nothing."""
+    if value is None:
+        return ""
     if isinstance(value, Path):
         try:
             return value.relative_to(ROOT).as_posix()

@@ -24,6 +24,7 @@ from service.api import articles, deepl, glossaries, health, jobs, libretranslat
 from service.api.auth import authenticate
 from service.api.deps import SERVICES_DEPENDENCY
 from service.api.keys import ApiKeys
+from service.api.keys_file import load_keys_file
 from service.api.metrics import ApiMetrics, MetricsMiddleware
 from service.api.openapi import SECURITY, document, openapi_config, seed_example
 from service.api.pages import (
@@ -75,7 +76,10 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
     callbacks = AllowList.from_settings(settings.webhook_allow_hosts, callbacks=True)
     AllowList.from_settings(settings.fetch_allow_hosts)  # a bad entry stops start-up here
     metrics = ApiMetrics()
-    api_keys = ApiKeys(settings.api_keys)
+    api_keys = ApiKeys(
+        settings.api_keys,
+        load_keys_file(settings.api_keys_file) if settings.api_keys_file is not None else (),
+    )
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -186,7 +190,12 @@ def refuse_accidental_exposure(settings: Settings) -> None:
     """``ConfigError`` when the API would listen where others can reach it with no keys,
     unless ``KURZ_ALLOW_OPEN_API`` says that is meant: anyone who can connect could then read
     every job and fill the queue."""
-    if settings.api_keys or settings.allow_open_api or _is_loopback(settings.host):
+    if (
+        settings.api_keys
+        or settings.api_keys_file is not None
+        or settings.allow_open_api
+        or _is_loopback(settings.host)
+    ):
         return
     raise ConfigError(
         f"the API would listen on {settings.host} without API keys: set KURZ_API_KEYS, listen "

@@ -137,7 +137,7 @@ async def summarize_batch(
     caller = caller_of(request)
     # The guard counted the request as one submission; each further article counts too, so a
     # batch of 100 cannot carry a hundred times the submissions a key may make.
-    await services.limiter.check(caller.rate_subject, amount=count - 1)
+    await services.limiter.check(caller.rate_subject, caller.rate_limit, amount=count - 1)
     models = await current_models(services)
     owner = owner_of(caller)
     items: list[BatchItem] = []

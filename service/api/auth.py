@@ -43,7 +43,7 @@ async def authenticate(
         per_minute = services.settings.read_rate_limit_per_minute
         await services.limiter.check(f"{READ_BUCKET}:{caller.rate_subject}", per_minute)
     else:
-        await services.limiter.check(caller.rate_subject)
+        await services.limiter.check(caller.rate_subject, caller.rate_limit)
 
 
 async def identify_limited(

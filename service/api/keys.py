@@ -1,7 +1,11 @@
 """API keys: which are configured, and which one (if any) a request presents.
 
-Keys are compared in constant time, and only a short digest of a key ever reaches Redis or the
-logs.
+Keys come from ``KURZ_API_KEYS`` (each key its own desk) or from a keys file
+(``KURZ_API_KEYS_FILE``, ``service.api.keys_file``), which names each key's tenant and may give
+it a rate limit of its own.  The keys of one tenant are one desk: they own the same jobs, so a key
+can be rotated without losing them.  Only the sha256 of a key is kept (a keys file need hold
+nothing else); a presented key is hashed and compared with every configured hash in constant
+time, and only a short digest of a key ever reaches Redis or the logs.
 """
 
 from __future__ import annotations
@@ -13,7 +17,15 @@ from dataclasses import dataclass
 
 from service.errors import ApiProblem, ConfigError
 
-__all__ = ["PUBLIC_CLIENT", "ApiKeys", "Caller", "key_digest", "presented_key"]
+__all__ = [
+    "MIN_KEY_CHARS",
+    "PUBLIC_CLIENT",
+    "ApiKeys",
+    "Caller",
+    "KeyEntry",
+    "key_digest",
+    "presented_key",
+]
 
 #: Clients of an open API (no keys configured) share this identity for idempotency keys.
 PUBLIC_CLIENT = "public"
@@ -28,34 +40,66 @@ def key_digest(api_key: str) -> str:
 class Caller:
     """An authenticated (or anonymous) caller.
 
-    ``client`` namespaces idempotency keys; ``rate_subject`` is what the rate limit counts: the
-    key when there is one, else the peer address.
+    ``client`` owns jobs and namespaces idempotency keys (a tenant's keys share it);
+    ``rate_subject`` is what the rate limit counts: the key when there is one, else the peer
+    address; ``rate_limit`` is the key's own limit per minute (None: the server's).
     """
 
     client: str
     rate_subject: str
+    rate_limit: int | None = None
 
 
 #: The shortest API key accepted: short keys can be guessed, even a few tries a minute.
 MIN_KEY_CHARS = 32
 
 
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """One configured key: its sha256, whose desk it is, and its own limits."""
+
+    sha256: bytes
+    """The key's sha256 digest (32 bytes)."""
+    tenant: str | None = None
+    """The tenant (desk) the key belongs to; None: a key of ``KURZ_API_KEYS``, its own desk."""
+    rate_limit_per_minute: int | None = None
+    """Submissions and other requests per minute for this key; None: ``KURZ_RATE_LIMIT_...``."""
+
+    @classmethod
+    def from_key(cls, key: str, **options: object) -> KeyEntry:
+        if len(key) < MIN_KEY_CHARS:
+            raise ConfigError(_short_message(1))
+        return cls(hashlib.sha256(key.encode()).digest(), **options)  # type: ignore[arg-type]
+
+    @property
+    def client(self) -> str:
+        digest = self.sha256.hex()[:16]
+        return f"tenant:{self.tenant}" if self.tenant is not None else f"key:{digest}"
+
+
+def _short_message(count: int) -> str:
+    return (
+        f"{count} of the API keys {'is' if count == 1 else 'are'} shorter than "
+        f"{MIN_KEY_CHARS} characters: a key is a password that scripts send, so make it "
+        "long and random (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    )
+
+
 class ApiKeys:
     """The configured API keys; none means the API is open."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
+    def __init__(self, keys: Sequence[str], entries: Sequence[KeyEntry] = ()) -> None:
         short = [key for key in keys if key and len(key) < MIN_KEY_CHARS]
         if short:
-            raise ConfigError(
-                f"{len(short)} of KURZ_API_KEYS {'is' if len(short) == 1 else 'are'} shorter than "
-                f"{MIN_KEY_CHARS} characters: a key is a password that scripts send, so make it "
-                "long and random (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
-            )
-        self._keys = [key.encode() for key in keys if key]
+            raise ConfigError(_short_message(len(short)))
+        self._entries = [KeyEntry.from_key(key) for key in keys if key] + list(entries)
+        digests = [entry.sha256 for entry in self._entries]
+        if len(set(digests)) != len(digests):
+            raise ConfigError("an API key is configured twice (in KURZ_API_KEYS or the keys file)")
 
     @property
     def enabled(self) -> bool:
-        return bool(self._keys)
+        return bool(self._entries)
 
     def identify(self, headers: Mapping[str, str], peer: str | None) -> Caller:
         """The caller behind a request, or a 401 problem when a key is required but wrong."""
@@ -64,16 +108,24 @@ class ApiKeys:
         presented = presented_key(headers)
         if presented is None:
             raise _unauthorized("send an API key as 'Authorization: Bearer <key>' or 'X-API-Key'")
-        if not self._matches(presented):
+        entry = self._match(presented)
+        if entry is None:
             raise _unauthorized("the API key is not valid")
         digest = key_digest(presented)
-        return Caller(client=f"key:{digest}", rate_subject=f"key:{digest}")
+        return Caller(
+            client=entry.client,
+            rate_subject=f"key:{digest}",
+            rate_limit=entry.rate_limit_per_minute,
+        )
 
-    def _matches(self, presented: str) -> bool:
-        candidate = presented.encode()
+    def _match(self, presented: str) -> KeyEntry | None:
+        candidate = hashlib.sha256(presented.encode()).digest()
         # Compare against every key, without stopping at a match, so timing says nothing.
-        matches = [hmac.compare_digest(candidate, key) for key in self._keys]
-        return any(matches)
+        found: KeyEntry | None = None
+        for entry in self._entries:
+            if hmac.compare_digest(candidate, entry.sha256):
+                found = entry
+        return found
 
 
 #: ``Authorization`` schemes that carry a key: ours, and DeepL's (so its clients work unchanged).

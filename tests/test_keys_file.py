@@ -1,0 +1,165 @@
+"""The keys file: desks (tenants) with several keys, keys kept as sha256 digests, per-key rate
+limits, and a wrong file stopping start-up."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import structlog
+
+from service.api.app import create_app, refuse_accidental_exposure
+from service.api.keys_file import load_keys_file
+from service.errors import ConfigError
+from service.settings import Settings
+from tests.conftest import AppServer
+from tests.test_api import GERMAN, announce_models, assert_problem
+
+SPORT_OLD = "sport-" + "o" * 40
+SPORT_NEW = "sport-" + "n" * 40
+POLITIK = "politik-" + "p" * 40
+
+
+def sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "keys.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def desks(tmp_path: Path) -> Path:
+    """Sport with a key being rotated (one as a digest, one in plaintext); politik limited."""
+    return write(
+        tmp_path,
+        f"""
+[[keys]]
+tenant = "sport"
+sha256 = "{sha(SPORT_OLD)}"
+
+[[keys]]
+tenant = "sport"
+key = "{SPORT_NEW}"
+
+[[keys]]
+tenant = "politik"
+sha256 = "{sha(POLITIK).upper()}"
+rate_limit_per_minute = 2
+""",
+    )
+
+
+def test_a_keys_file_names_desks_and_warns_about_plaintext_keys(tmp_path: Path) -> None:
+    with structlog.testing.capture_logs() as logs:
+        entries = load_keys_file(desks(tmp_path))
+    assert [(e.tenant, e.sha256.hex(), e.rate_limit_per_minute) for e in entries] == [
+        ("sport", sha(SPORT_OLD), None),
+        ("sport", sha(SPORT_NEW), None),
+        ("politik", sha(POLITIK), 2),
+    ]
+    warnings = [entry for entry in logs if entry["log_level"] == "warning"]
+    assert len(warnings) == 1 and warnings[0]["plaintext_keys"] == 1
+    assert SPORT_NEW not in str(logs)  # the warning never repeats the key
+
+
+DIGEST = f'tenant = "a"\nsha256 = "{"0" * 64}"\n'
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        ('[[keys]]\ntenant = "a"\nkey = "short"\n', "shorter than 32"),
+        ('[[keys]]\ntenant = "a"\nsha256 = "abc"\n', "64 hex digits"),
+        (f'[[keys]]\nsha256 = "{"0" * 64}"\n', "'tenant' must name the desk"),
+        (f'[[keys]]\ntenant = "a b"\nsha256 = "{"0" * 64}"\n', "'tenant' must name the desk"),
+        ('[[keys]]\ntenant = "a"\n', "either 'sha256'"),
+        (f'[[keys]]\n{DIGEST}key = "{"k" * 40}"\n', "either"),
+        (f"[[keys]]\n{DIGEST}shares_cache = true\n", "unknown field"),
+        (f"[[keys]]\n{DIGEST}rate_limit_per_minute = -1\n", "0 or more"),
+        ('[keys]\ntenant = "a"\n', "[[keys]] table"),
+        ("[[keys]\n", "not valid TOML"),
+        ('[[desks]]\ntenant = "a"\n', "unknown table"),
+    ],
+)
+def test_a_wrong_keys_file_is_refused_saying_what_is_wrong(
+    tmp_path: Path, body: str, complaint: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"key 1|keys\.toml") as refused:
+        load_keys_file(write(tmp_path, body))
+    assert complaint in str(refused.value)
+    assert "k" * 40 not in str(refused.value)
+
+
+def test_a_missing_keys_file_or_a_key_listed_twice_stops_start_up(
+    tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        create_app(make_settings(api_keys_file=tmp_path / "absent.toml"))
+    with pytest.raises(ConfigError, match="configured twice"):
+        create_app(make_settings(api_keys=[SPORT_OLD], api_keys_file=desks(tmp_path)))
+
+
+def test_a_keys_file_alone_lets_the_api_listen_beyond_loopback(
+    tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    refuse_accidental_exposure(make_settings(host="0.0.0.0", api_keys_file=desks(tmp_path)))
+    with pytest.raises(ConfigError):
+        refuse_accidental_exposure(make_settings(host="0.0.0.0"))
+
+
+@pytest.mark.redis
+async def test_a_desks_keys_share_its_jobs_and_no_other_desk_sees_them(
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    serve_app: AppServer,
+    redis: object,
+    prefix: str,
+) -> None:
+    """A job submitted with a desk's old key is read and canceled with its new one (rotation
+    keeps the jobs); another desk's key gets 404, a key not in the file 401."""
+    await announce_models(redis, prefix)  # type: ignore[arg-type]
+    client = await serve_app(create_app(make_settings(api_keys_file=desks(tmp_path))))
+    submitted = await client.post(
+        "/summarize", json={"text": GERMAN, "external_id": "s-1"}, headers=key(SPORT_OLD)
+    )
+    assert submitted.status_code == 202, submitted.text
+    job = submitted.json()["id"]
+    view = await client.get(f"/jobs/{job}", headers=key(SPORT_NEW))
+    assert view.status_code == 200 and view.json()["external_id"] == "s-1"
+    assert_problem(await client.get(f"/jobs/{job}", headers=key(POLITIK)), 404, "job_not_found")
+    assert_problem(await client.get(f"/jobs/{job}", headers=key("x" * 40)), 401, "unauthorized")
+    canceled = await client.delete(f"/jobs/{job}", headers=key(SPORT_NEW))
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+
+
+@pytest.mark.redis
+async def test_a_keys_own_rate_limit_counts_only_its_requests(
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    serve_app: AppServer,
+    redis: object,
+    prefix: str,
+) -> None:
+    """Politik's key may submit twice a minute; the third is a 429, and sport (under the
+    server's limit of 100) is not held back by it."""
+    await announce_models(redis, prefix)  # type: ignore[arg-type]
+    settings = make_settings(api_keys_file=desks(tmp_path), rate_limit_per_minute=100)
+    client = await serve_app(create_app(settings))
+    for n in range(2):
+        body = {"text": f"{GERMAN} Nummer {n}."}
+        answer = await client.post("/summarize", json=body, headers=key(POLITIK))
+        assert answer.status_code == 202, answer.text
+    third = await client.post("/summarize", json={"text": GERMAN}, headers=key(POLITIK))
+    assert_problem(third, 429, "rate_limited")
+    for n in range(3):
+        body = {"text": f"{GERMAN} Sport {n}."}
+        answer = await client.post("/summarize", json=body, headers=key(SPORT_NEW))
+        assert answer.status_code == 202, answer.text
