@@ -8,15 +8,25 @@ attached to it (``external_id``, ``metadata``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
+from redis.asyncio import Redis
 
 from service.api.app import create_app
+from service.api.keys import key_digest
+from service.constants import Keys
+from service.queue import JobQueue
 from service.settings import Settings
+from service.webhooks.delivery import AttemptRecord, Outcome
+from service.webhooks.events import now_iso
+from service.webhooks.notifier import Notifier, StoredDelivery
 from tests.conftest import AppServer
-from tests.test_api import GERMAN, announce_models, assert_problem
+from tests.test_api import GERMAN, a_result, announce_models, assert_problem, finish
 
 pytestmark = pytest.mark.redis
 
@@ -94,3 +104,65 @@ async def test_without_keys_every_caller_reads_every_job(
     submitted = await client.post("/summarize", json={"text": GERMAN, "external_id": "a"})
     view = await client.get(f"/jobs/{submitted.json()['id']}")
     assert view.status_code == 200 and view.json()["external_id"] == "a"
+
+
+async def test_desks_sharing_a_job_each_get_their_own_webhook_event(
+    make_settings: Callable[..., Settings], serve_app: AppServer, redis: Redis, prefix: str
+) -> None:
+    """Two desks send one article with callbacks (to the same receiver, even): when the job
+    ends, each desk's event carries its own ``external_id``, metadata and name, under an id of
+    its own, so neither body overwrites the other; each desk lists and redelivers only its
+    own deliveries."""
+    await announce_models(redis, prefix)
+    settings = make_settings(api_keys=[SPORT, POLITIK])
+    client = await serve_app(create_app(settings))
+    url = "https://hooks.example.com/desks"
+    for desk, external_id in ((SPORT, "sport-1"), (POLITIK, "pol-9")):
+        body = {
+            "text": GERMAN,
+            "external_id": external_id,
+            "metadata": {"desk": external_id},
+            "callback_url": url,
+        }
+        submitted = await client.post("/summarize", json=body, headers=key(desk))
+        assert submitted.status_code == 202, submitted.text
+    job = submitted.json()["id"]
+    queue = JobQueue(redis, Keys(prefix))
+    await finish(queue, job, a_result())
+    view = await queue.view(job)
+    assert view is not None
+    notifier = Notifier.from_settings(settings, redis, queue, signing=False)
+    assert await notifier.announce(view) == 2  # as the worker does when the job ends
+
+    stored = await redis.hgetall(Keys(prefix).deliveries_state(job))  # type: ignore[misc]
+    events: dict[str, tuple[str, dict[str, Any]]] = {}
+    for raw in stored.values():
+        record = msgspec.json.decode(raw, type=StoredDelivery)
+        data = json.loads(record.body)["data"]
+        events[data["external_id"]] = (record.delivery.msg_id, data)
+    assert sorted(events) == ["pol-9", "sport-1"]
+    for desk, external_id in ((SPORT, "sport-1"), (POLITIK, "pol-9")):
+        _, data = events[external_id]
+        assert data["metadata"] == {"desk": external_id}
+        assert data["submitted_by"] == key_digest(desk)
+    assert events["sport-1"][0] != events["pol-9"][0]
+
+    for msg_id, _ in events.values():
+        await notifier.log.append(job, delivered(msg_id, url))
+    listed = await client.get(f"/jobs/{job}/deliveries", headers=key(SPORT))
+    assert [a["msg_id"] for a in listed.json()] == [events["sport-1"][0]]
+    again = await client.post(f"/jobs/{job}/deliveries/redeliver", headers=key(POLITIK))
+    assert again.status_code == 202 and again.json()["scheduled"] == 1
+
+
+def delivered(msg_id: str, url: str) -> AttemptRecord:
+    return AttemptRecord(
+        msg_id=msg_id,
+        endpoint=url,
+        attempt=1,
+        at=now_iso(),
+        status_code=204,
+        latency_ms=3.0,
+        error=None,
+        outcome=Outcome.DELIVERED,
+    )

@@ -210,7 +210,8 @@ async def list_deliveries(
     attempts = await services.notifier.log.list(checked)
     if not attempts and await find_view(services, checked) is None:
         raise job_not_found(job_id)
-    return attempts
+    own = await services.notifier.own_message_ids(checked, _desk(request, services))
+    return attempts if own is None else [a for a in attempts if a.msg_id in own]
 
 
 @post(
@@ -229,7 +230,7 @@ async def redeliver(
     # service hammer its receivers, so a job gets a few a minute (a pending one is not
     # queued twice anyway).
     await services.limiter.check(f"redeliver:{checked}", REDELIVERIES_PER_MINUTE)
-    scheduled = await services.notifier.redeliver(checked)
+    scheduled = await services.notifier.redeliver(checked, owner=_desk(request, services))
     if scheduled == 0:
         if await find_view(services, checked) is None:
             raise job_not_found(job_id)
@@ -245,6 +246,12 @@ async def _mine(
     does not exist) when API keys are on and this caller never submitted it."""
     checked = checked_job_id(job_id)
     return checked, await submitter_copy(services, checked, owner_of(caller_of(request)))
+
+
+def _desk(request: Request[Any, Any, Any], services: Services) -> str | None:
+    """The caller as webhook deliveries name their submitter (None: an open API, where every
+    caller sees every delivery)."""
+    return owner_of(caller_of(request)) if services.api_keys.enabled else None
 
 
 def _job_finished(job_id: str, status: JobStatus) -> ApiProblem:

@@ -25,7 +25,7 @@ from service.constants import MIN_GERMAN_SHARE
 from service.errors import ApiProblem, NotGermanError, QueueFullError
 from service.queue import JobPayload, job_links, view_of
 from service.schemas import TERMINAL, JobStatus, JobView, ModelInfo, Progress, Result
-from service.store.submitters import SubmitterCopy
+from service.store.submitters import SubmitterCopy, personal
 from service.text.language import detect_language
 from service.webhooks.events import now_iso
 from service.webhooks.ssrf import check_url
@@ -173,13 +173,6 @@ async def find_view(
     return personal(view, copy) if view is not None else None
 
 
-def personal(view: JobView, copy: SubmitterCopy | None) -> JobView:
-    """``view`` with one submitter's ``external_id`` and metadata (None: as stored)."""
-    if copy is None:
-        return view
-    return msgspec.structs.replace(view, external_id=copy.external_id, metadata=copy.metadata)
-
-
 async def submitter_copy(services: Services, job_id: str, owner: str) -> SubmitterCopy | None:
     """What ``owner`` attached to the job, when callers are told apart (API keys on);
     ``job_not_found`` (404) for a caller that never submitted it.  None without keys: every
@@ -265,6 +258,11 @@ def copy_of_request(prepared: Prepared, services: Services) -> SubmitterCopy | N
     return SubmitterCopy(prepared.payload.external_id, prepared.payload.metadata)
 
 
+def _webhook_owner(services: Services, prepared: Prepared) -> str | None:
+    """Whose event a callback gets: the submitter's own when keys tell callers apart."""
+    return prepared.owner if services.api_keys.enabled else None
+
+
 async def _submit(services: Services, prepared: Prepared) -> JobView:
     callback_url = prepared.payload.callback_url
     payload = prepared.payload
@@ -277,7 +275,9 @@ async def _submit(services: Services, prepared: Prepared) -> JobView:
         services.metrics.cache_hits.inc()
         view = cached_view(prepared.key, result, payload)
         if callback_url is not None:
-            await services.notifier.announce(view, only=[callback_url])
+            await services.notifier.announce(
+                view, only=[callback_url], owner=_webhook_owner(services, prepared)
+            )
         return view
     if not payload.allow_non_german and payload.text:  # a page's text is judged by the worker
         await check_german(payload.text)
@@ -288,7 +288,7 @@ async def _submit(services: Services, prepared: Prepared) -> JobView:
         await services.notifier.add_callback(
             prepared.key,
             callback_url,
-            owner=prepared.owner,
+            owner=_webhook_owner(services, prepared),
             limit=services.settings.max_callbacks_per_job,
         )
     running = await services.queue.view(prepared.key)

@@ -18,8 +18,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from service.constants import Keys
+from service.schemas import JobView
 
-__all__ = ["SubmitterCopy", "Submitters"]
+__all__ = ["SubmitterCopy", "Submitters", "personal", "submitter_name"]
 
 
 class SubmitterCopy(msgspec.Struct, frozen=True):
@@ -27,6 +28,19 @@ class SubmitterCopy(msgspec.Struct, frozen=True):
 
     external_id: str | None = None
     metadata: dict[str, Any] | None = None
+
+
+def personal(view: JobView, copy: SubmitterCopy | None) -> JobView:
+    """``view`` with one submitter's ``external_id`` and metadata (None: as stored)."""
+    if copy is None:
+        return view
+    return msgspec.structs.replace(view, external_id=copy.external_id, metadata=copy.metadata)
+
+
+def submitter_name(owner: str) -> str:
+    """How events name a submitter (``submitted_by``): a keys-file desk by its tenant name, a
+    key of ``KURZ_API_KEYS`` by its short digest (``key:...``), which is all the server knows."""
+    return owner.removeprefix("tenant:")
 
 
 class Submitters:

@@ -155,6 +155,9 @@ class Delivery(msgspec.Struct, kw_only=True):
     msg_id: str = msgspec.field(default_factory=new_message_id)
     attempts: int = 0
     status: DeliveryStatus = DeliveryStatus.PENDING
+    #: The submitter whose callback this is (``service.store.submitters``); None: an endpoint
+    #: of the deployment (``KURZ_WEBHOOK_ENDPOINTS``) or a callback of an open API.
+    owner: str | None = None
 
     def advance(
         self,
