@@ -134,7 +134,7 @@ class Settings(BaseSettings):
 
     # --- webhooks -----------------------------------------------------------------------------
     webhook_secret: str = ""
-    """``whsec_…`` secret(s), comma-separated for rotation; the first one signs."""
+    """``whsec_…`` secret(s), comma-separated for rotation; each signs every event."""
     webhook_endpoints: Annotated[list[str], NoDecode] = []
     """URLs that receive every event, comma-separated."""
     webhook_retry_schedule: Annotated[list[float], NoDecode] = [0, 5, 300, 1800, 7200, 18000, 36000]

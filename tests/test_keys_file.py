@@ -4,16 +4,25 @@ limits, and a wrong file stopping start-up."""
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 import structlog
+from redis.asyncio import Redis
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from service.api.app import create_app, refuse_accidental_exposure
-from service.api.keys_file import load_keys_file
+from service.constants import Keys
 from service.errors import ConfigError
+from service.queue import JobQueue
 from service.settings import Settings
+from service.tenants import load_keys_file
+from service.webhooks.delivery import Delivery
+from service.webhooks.notifier import Notifier
+from service.webhooks.signing import generate_secret
 from tests.conftest import AppServer
 from tests.test_api import GERMAN, announce_models, assert_problem
 
@@ -59,7 +68,7 @@ rate_limit_per_minute = 2
 
 def test_a_keys_file_names_desks_and_warns_about_plaintext_keys(tmp_path: Path) -> None:
     with structlog.testing.capture_logs() as logs:
-        entries = load_keys_file(desks(tmp_path))
+        entries = load_keys_file(desks(tmp_path)).keys
     assert [(e.tenant, e.sha256.hex(), e.rate_limit_per_minute) for e in entries] == [
         ("sport", sha(SPORT_OLD), None),
         ("sport", sha(SPORT_NEW), None),
@@ -87,12 +96,16 @@ DIGEST = f'tenant = "a"\nsha256 = "{"0" * 64}"\n'
         ('[keys]\ntenant = "a"\n', "[[keys]] table"),
         ("[[keys]\n", "not valid TOML"),
         ('[[desks]]\ntenant = "a"\n', "unknown table"),
+        (f'[[keys]]\n{DIGEST}[tenants.b]\nwebhook_secrets = ["whsec_x"]\n', "no [[keys]] entry"),
+        (f"[[keys]]\n{DIGEST}[tenants.a]\nwebhook_secrets = []\n", "list of whsec_"),
+        (f'[[keys]]\n{DIGEST}[tenants.a]\nwebhook_secrets = ["nope"]\n', "start with 'whsec_'"),
+        (f'[[keys]]\n{DIGEST}[tenants.a]\nsecret = "whsec_x"\n', "unknown field"),
     ],
 )
 def test_a_wrong_keys_file_is_refused_saying_what_is_wrong(
     tmp_path: Path, body: str, complaint: str
 ) -> None:
-    with pytest.raises(ConfigError, match=r"key 1|keys\.toml") as refused:
+    with pytest.raises(ConfigError, match=r"keys\.toml") as refused:
         load_keys_file(write(tmp_path, body))
     assert complaint in str(refused.value)
     assert "k" * 40 not in str(refused.value)
@@ -163,3 +176,64 @@ async def test_a_keys_own_rate_limit_counts_only_its_requests(
         body = {"text": f"{GERMAN} Sport {n}."}
         answer = await client.post("/summarize", json=body, headers=key(SPORT_NEW))
         assert answer.status_code == 202, answer.text
+
+
+def test_a_desks_own_secrets_sign_its_callbacks_and_every_secret_signs(tmp_path: Path) -> None:
+    """A desk with ``webhook_secrets`` gets events its receivers verify with its secrets (both,
+    during a rotation), never with the server's; other desks keep the server's secret."""
+    old, new, server = generate_secret(), generate_secret(), generate_secret()
+    path = write(
+        tmp_path,
+        f"""
+[[keys]]
+tenant = "sport"
+sha256 = "{sha(SPORT_OLD)}"
+
+[tenants.sport]
+webhook_secrets = ["{new}", "{old}"]
+""",
+    )
+    signers = load_keys_file(path).signers()
+    assert list(signers) == ["tenant:sport"]
+    body = b'{"type":"summary.succeeded"}'
+    headers = signers["tenant:sport"].sign("msg_1", int(time.time()), body)
+    Webhook(old).verify(body, headers)
+    Webhook(new).verify(body, headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(server).verify(body, headers)
+
+
+@pytest.mark.redis
+async def test_the_worker_signs_a_desks_deliveries_with_its_own_secret(
+    tmp_path: Path, redis: Redis, prefix: str
+) -> None:
+    """What a worker's notifier sends: sport's callback signed with sport's secret, a callback of
+    another desk (or a deployment endpoint) with the server's."""
+    desk, server = generate_secret(), generate_secret()
+    path = write(
+        tmp_path,
+        f'[[keys]]\ntenant = "sport"\nsha256 = "{sha(SPORT_OLD)}"\n'
+        f'[tenants.sport]\nwebhook_secrets = ["{desk}"]\n',
+    )
+    settings = Settings(
+        redis_url="redis://unused", webhook_secret=server, api_keys_file=path, _env_file=None
+    )  # type: ignore[call-arg]
+    keys = Keys(prefix)
+    notifier = Notifier.from_settings(settings, redis, JobQueue(redis, keys), signing=True)
+    seen: list[httpx.Request] = []
+    transport = httpx.MockTransport(lambda request: seen.append(request) or httpx.Response(204))
+    body = '{"type":"summary.succeeded","data":{}}'
+    async with httpx.AsyncClient(transport=transport) as client:
+        for owner in ("tenant:sport", None):
+            delivery = Delivery(
+                job_id="0" * 64,
+                url="https://hooks.example.com/x",
+                event_type="summary.succeeded",
+                owner=owner,
+            )
+            await notifier.attempt(client, delivery, body)
+    sport, plain = ({k: v for k, v in r.headers.items()} for r in seen)
+    Webhook(desk).verify(body, sport)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(server).verify(body, sport)
+    Webhook(server).verify(body, plain)

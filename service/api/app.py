@@ -24,7 +24,6 @@ from service.api import articles, deepl, glossaries, health, jobs, libretranslat
 from service.api.auth import authenticate
 from service.api.deps import SERVICES_DEPENDENCY
 from service.api.keys import ApiKeys
-from service.api.keys_file import load_keys_file
 from service.api.metrics import ApiMetrics, MetricsMiddleware
 from service.api.openapi import SECURITY, document, openapi_config, seed_example
 from service.api.pages import (
@@ -52,6 +51,7 @@ from service.store.partial import PartialTranslations
 from service.store.stats import Stats
 from service.store.submitters import Submitters
 from service.store.workers import WorkerRegistry
+from service.tenants import load_keys_file
 from service.text.glossary import Glossary
 from service.text.glossary_files import load_default_glossary
 from service.webhooks.notifier import Notifier
@@ -78,7 +78,7 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
     metrics = ApiMetrics()
     api_keys = ApiKeys(
         settings.api_keys,
-        load_keys_file(settings.api_keys_file) if settings.api_keys_file is not None else (),
+        load_keys_file(settings.api_keys_file).keys if settings.api_keys_file is not None else (),
     )
 
     @asynccontextmanager

@@ -1,7 +1,7 @@
 """API keys: which are configured, and which one (if any) a request presents.
 
 Keys come from ``KURZ_API_KEYS`` (each key its own desk) or from a keys file
-(``KURZ_API_KEYS_FILE``, ``service.api.keys_file``), which names each key's tenant and may give
+(``KURZ_API_KEYS_FILE``, ``service.tenants``), which names each key's tenant and may give
 it a rate limit of its own.  The keys of one tenant are one desk: they own the same jobs, so a key
 can be rotated without losing them.  Only the sha256 of a key is kept (a keys file need hold
 nothing else); a presented key is hashed and compared with every configured hash in constant
@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from service.errors import ApiProblem, ConfigError
+from service.tenants import MIN_KEY_CHARS, KeyEntry, short_key_message
 
 __all__ = [
     "MIN_KEY_CHARS",
@@ -50,48 +51,13 @@ class Caller:
     rate_limit: int | None = None
 
 
-#: The shortest API key accepted: short keys can be guessed, even a few tries a minute.
-MIN_KEY_CHARS = 32
-
-
-@dataclass(frozen=True, slots=True)
-class KeyEntry:
-    """One configured key: its sha256, whose desk it is, and its own limits."""
-
-    sha256: bytes
-    """The key's sha256 digest (32 bytes)."""
-    tenant: str | None = None
-    """The tenant (desk) the key belongs to; None: a key of ``KURZ_API_KEYS``, its own desk."""
-    rate_limit_per_minute: int | None = None
-    """Submissions and other requests per minute for this key; None: ``KURZ_RATE_LIMIT_...``."""
-
-    @classmethod
-    def from_key(cls, key: str, **options: object) -> KeyEntry:
-        if len(key) < MIN_KEY_CHARS:
-            raise ConfigError(_short_message(1))
-        return cls(hashlib.sha256(key.encode()).digest(), **options)  # type: ignore[arg-type]
-
-    @property
-    def client(self) -> str:
-        digest = self.sha256.hex()[:16]
-        return f"tenant:{self.tenant}" if self.tenant is not None else f"key:{digest}"
-
-
-def _short_message(count: int) -> str:
-    return (
-        f"{count} of the API keys {'is' if count == 1 else 'are'} shorter than "
-        f"{MIN_KEY_CHARS} characters: a key is a password that scripts send, so make it "
-        "long and random (python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
-    )
-
-
 class ApiKeys:
     """The configured API keys; none means the API is open."""
 
     def __init__(self, keys: Sequence[str], entries: Sequence[KeyEntry] = ()) -> None:
         short = [key for key in keys if key and len(key) < MIN_KEY_CHARS]
         if short:
-            raise ConfigError(_short_message(len(short)))
+            raise ConfigError(short_key_message(len(short)))
         self._entries = [KeyEntry.from_key(key) for key in keys if key] + list(entries)
         digests = [entry.sha256 for entry in self._entries]
         if len(set(digests)) != len(digests):

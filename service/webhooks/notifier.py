@@ -20,7 +20,7 @@ queue job that SAQ re-runs, with the same id.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 import msgspec
@@ -33,6 +33,7 @@ from service.queue import JobQueue
 from service.schemas import JobStatus, JobView
 from service.settings import Settings
 from service.store.submitters import Submitters, personal, submitter_name
+from service.tenants import load_keys_file
 from service.webhooks.delivery import Delivery, DeliveryStatus, attempt_delivery, next_delay
 from service.webhooks.events import EventType, build_event
 from service.webhooks.log import DeliveryLog
@@ -97,6 +98,7 @@ class Notifier:
         public_url: str,
         signer: WebhookSigner | None,
         timeout_s: float,
+        desk_signers: Mapping[str, WebhookSigner] | None = None,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -105,6 +107,8 @@ class Notifier:
         self.retry_schedule = list(retry_schedule)
         self.public_url = public_url.rstrip("/")
         self.signer = signer
+        #: Desks with webhook secrets of their own (the keys file), by submitter name.
+        self.desk_signers = dict(desk_signers or {})
         self.timeout_s = timeout_s
         self.log = DeliveryLog(redis, keys)
         self.submitters = Submitters(redis, keys, JOB_RECORD_TTL_S)
@@ -120,6 +124,9 @@ class Notifier:
             signer = WebhookSigner.from_setting(settings.webhook_secret)
         if signing and settings.webhook_endpoints and signer is None:
             raise WebhookConfigError("KURZ_WEBHOOK_ENDPOINTS is set but KURZ_WEBHOOK_SECRET is not")
+        desk_signers: dict[str, WebhookSigner] = {}
+        if signing and settings.api_keys_file is not None:
+            desk_signers = load_keys_file(settings.api_keys_file).signers()
         return cls(
             redis,
             queue.keys,
@@ -129,6 +136,7 @@ class Notifier:
             public_url=settings.public_url,
             signer=signer,
             timeout_s=settings.webhook_timeout_s,
+            desk_signers=desk_signers,
         )
 
     async def add_callback(
@@ -257,7 +265,8 @@ class Notifier:
         """One attempt of one delivery, then the next attempt scheduled if the schedule allows.
 
         The body is the stored one (a job queued by an older release may carry its own)."""
-        if self.signer is None:
+        signer = self.desk_signers.get(delivery.owner or "", self.signer)
+        if signer is None:
             raise RuntimeError("webhook deliveries need KURZ_WEBHOOK_SECRET")
         if body is None:
             body = await self.stored_body(delivery)
@@ -269,7 +278,7 @@ class Notifier:
             delivery.url,
             delivery.msg_id,
             body.encode(),
-            self.signer,
+            signer,
             timeout_s=self.timeout_s,
             attempt=delivery.attempts + 1,
         )

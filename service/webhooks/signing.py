@@ -49,12 +49,13 @@ def _check_secret(secret: str, position: int) -> str:
 
 
 class WebhookSigner:
-    """Signs outgoing events with the first secret and verifies against any of them.
+    """Signs outgoing events with every secret (one signature each) and verifies against any.
 
-    Several secrets exist for rotation: put the new secret first and keep the old one behind it
-    while receivers switch over.  An empty secret list is refused rather than replaced by a
-    generated secret: a secret nobody configured is one no receiver can verify, and unsigned
-    deliveries would teach receivers to skip verification.
+    Several secrets exist for rotation: add the new secret, let receivers switch over (each
+    event carries a signature by the old secret and one by the new), then remove the old.  An
+    empty secret list is refused rather than replaced by a generated secret: a secret nobody
+    configured is one no receiver can verify, and unsigned deliveries would teach receivers to
+    skip verification.
     """
 
     def __init__(self, secrets: Sequence[str]) -> None:
@@ -85,8 +86,11 @@ class WebhookSigner:
         if when.tzinfo is None:
             raise ValueError("the timestamp must be timezone-aware")
         when = when.astimezone(dt.UTC)
-        signature: str = self._webhooks[0].sign(
-            msg_id=msg_id, timestamp=when, data=body.decode("utf-8")
+        # One signature per secret, space-separated as the spec allows: during a rotation a
+        # receiver that knows either secret verifies the event.
+        signature = " ".join(
+            str(webhook.sign(msg_id=msg_id, timestamp=when, data=body.decode("utf-8")))
+            for webhook in self._webhooks
         )
         return {
             "webhook-id": msg_id,
