@@ -104,9 +104,13 @@ class LaneTranslator:
     """Sentences through the glossary (when the job names one), the sentence cache and the
     scheduler, with the lane's priority."""
 
-    def __init__(self, state: Any, glossary: Glossary | None = None) -> None:
+    def __init__(
+        self, state: Any, glossary: Glossary | None = None, cache_scope: str | None = None
+    ) -> None:
         self.state = state
         self.glossary = glossary
+        #: The sentence cache as the requesting desk sees it (its own, if it does not share).
+        self.cache = state.sentence_cache.for_scope(cache_scope)
 
     async def sentences(
         self, sentences: Sequence[str], forbidden: ForbiddenForms | None = None
@@ -115,7 +119,7 @@ class LaneTranslator:
         kept out of them (and their cache entries apart from unconstrained ones)."""
         if not sentences:
             return [], 0
-        cache = self.state.sentence_cache
+        cache = self.cache
         variant = None if forbidden is None else forbidden.digest
         known: list[str | None] = await cache.get_many(sentences, variant=variant)
         missing = [i for i, hit in enumerate(known) if hit is None]
@@ -222,7 +226,8 @@ async def translate_texts(ctx: Any, **kwargs: Any) -> dict[str, Any]:
     toucher = asyncio.create_task(_touch_until(job, done))
     try:
         glossary = await ctx["glossaries"].get(payload.glossary) if payload.glossary else None
-        outcome = await LaneTranslator(ctx["state"], glossary).run(payload)
+        translator = LaneTranslator(ctx["state"], glossary, payload.cache_scope)
+        outcome = await translator.run(payload)
     except GlossaryNotFoundError as error:
         # Deleted after the API accepted the request: another attempt cannot find it either.
         # The API reads the code from the record and answers its client 404.

@@ -15,6 +15,9 @@ desk for what belongs to the desk rather than to one key::
     [tenants.sport]
     webhook_secrets = ["whsec_..."]  # sign sport's callbacks with these, not KURZ_WEBHOOK_SECRET
 
+    [tenants.politik]
+    shares_cache = false             # politik's jobs, results and cached sentences are its own
+
 ``sha256`` is the hex digest of the key (``printf %s "$KEY" | sha256sum``), so the file reveals
 no key; ``key`` (the key itself) is accepted for trying things out, and start-up warns about it.
 A desk's ``webhook_secrets`` sign the events of its callbacks (Standard Webhooks asks for one
@@ -29,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +49,7 @@ log = structlog.get_logger(__name__)
 MIN_KEY_CHARS = 32
 
 _FIELDS = {"tenant", "sha256", "key", "rate_limit_per_minute"}
-_TENANT_FIELDS = {"webhook_secrets"}
+_TENANT_FIELDS = {"webhook_secrets", "shares_cache"}
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -69,6 +72,8 @@ class KeyEntry:
     """The tenant (desk) the key belongs to; None: a key of ``KURZ_API_KEYS``, its own desk."""
     rate_limit_per_minute: int | None = None
     """Submissions and other requests per minute for this key; None: ``KURZ_RATE_LIMIT_...``."""
+    cache_scope: str | None = None
+    """Its desk's name when the desk keeps its results to itself (``shares_cache = false``)."""
 
     @classmethod
     def from_key(
@@ -118,7 +123,13 @@ def load_keys_file(path: Path) -> KeysFile:
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise ConfigError(f"{path}: write each key as a [[keys]] table")
     entries = [_entry(path, number, table) for number, table in enumerate(tables, start=1)]
-    secrets = _tenant_secrets(path, document.get("tenants", {}), {e.tenant for e in entries})
+    tenants = document.get("tenants", {})
+    secrets = _tenant_secrets(path, tenants, {e.tenant for e in entries})
+    private = {name for name, table in tenants.items() if table.get("shares_cache") is False}
+    entries = [
+        replace(entry, cache_scope=entry.tenant) if entry.tenant in private else entry
+        for entry in entries
+    ]
     plaintext = sum("key" in table for table in tables)
     if plaintext:
         log.warning(
@@ -144,7 +155,11 @@ def _tenant_secrets(
         unknown = set(table) - _TENANT_FIELDS
         if unknown:
             raise ConfigError(f"{where}: unknown field {sorted(unknown)[0]!r}")
-        values = table.get("webhook_secrets", [])
+        if not isinstance(table.get("shares_cache", True), bool):
+            raise ConfigError(f"{where}: 'shares_cache' must be true or false")
+        if "webhook_secrets" not in table:
+            continue
+        values = table["webhook_secrets"]
         if (
             not isinstance(values, list)
             or not all(isinstance(v, str) for v in values)

@@ -192,6 +192,7 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
             style_digest=state.pipeline.presets.get(payload.style).digest,
             models=state.pipeline.models,
             glossary=(glossary.glossary_id, glossary.digest) if glossary else None,
+            scope=payload.cache_scope,
         )
         result = await state.intake.known_result(
             job.key, content_key, article.source, allow_non_german=payload.allow_non_german
@@ -206,7 +207,7 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
                     glossary=glossary,
                 ),
                 on_progress=on_progress,
-                sentence_cache=state.sentence_cache,
+                sentence_cache=state.sentence_cache.for_scope(payload.cache_scope),
                 on_paragraphs=on_paragraphs,
             )
             result = msgspec.structs.replace(result, source=article.source)

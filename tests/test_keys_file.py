@@ -19,12 +19,13 @@ from service.constants import Keys
 from service.errors import ConfigError
 from service.queue import JobQueue
 from service.settings import Settings
+from service.store.cache import RedisSentenceCache, ResultCache
 from service.tenants import load_keys_file
 from service.webhooks.delivery import Delivery
 from service.webhooks.notifier import Notifier
 from service.webhooks.signing import generate_secret
 from tests.conftest import AppServer
-from tests.test_api import GERMAN, announce_models, assert_problem
+from tests.test_api import GERMAN, WORKER_MODELS, a_result, announce_models, assert_problem
 
 SPORT_OLD = "sport-" + "o" * 40
 SPORT_NEW = "sport-" + "n" * 40
@@ -237,3 +238,83 @@ async def test_the_worker_signs_a_desks_deliveries_with_its_own_secret(
     with pytest.raises(WebhookVerificationError):
         Webhook(server).verify(body, sport)
     Webhook(server).verify(body, plain)
+
+
+def private_desk(tmp_path: Path) -> Path:
+    """Sport and kultur share the cache; politik keeps its results to itself."""
+    return write(
+        tmp_path,
+        f"""
+[[keys]]
+tenant = "sport"
+key = "{SPORT_NEW}"
+
+[[keys]]
+tenant = "kultur"
+key = "{KULTUR}"
+
+[[keys]]
+tenant = "politik"
+key = "{POLITIK}"
+
+[tenants.politik]
+shares_cache = false
+""",
+    )
+
+
+KULTUR = "kultur-" + "k" * 40
+
+
+def test_a_desk_that_does_not_share_gets_a_cache_scope_of_its_own(tmp_path: Path) -> None:
+    scopes = {e.tenant: e.cache_scope for e in load_keys_file(private_desk(tmp_path)).keys}
+    assert scopes == {"sport": None, "kultur": None, "politik": "politik"}
+    with pytest.raises(ConfigError, match="'shares_cache' must be true or false"):
+        load_keys_file(write(tmp_path, f'[[keys]]\n{DIGEST}[tenants.a]\nshares_cache = "no"\n'))
+
+
+@pytest.mark.redis
+async def test_a_private_desk_never_gets_or_gives_another_desks_cached_result(
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    serve_app: AppServer,
+    redis: Redis,
+    prefix: str,
+) -> None:
+    """Sport's finished result answers kultur at once (both share the cache: published news);
+    politik, which does not share, gets a job of its own for the same article, so no answer of
+    its ever says (by being cached) that another desk asked first, and its results stay its."""
+    await announce_models(redis, prefix)
+    client = await serve_app(create_app(make_settings(api_keys_file=private_desk(tmp_path))))
+    sport = await client.post("/summarize", json={"text": GERMAN}, headers=key(SPORT_NEW))
+    assert sport.status_code == 202
+    shared_job = sport.json()["id"]
+    await ResultCache(redis, Keys(prefix), 60).put(shared_job, a_result())
+
+    kultur = await client.post("/summarize", json={"text": GERMAN}, headers=key(KULTUR))
+    assert kultur.status_code == 200 and kultur.json()["result"]["cached"] is True
+    politik = await client.post("/summarize", json={"text": GERMAN}, headers=key(POLITIK))
+    assert politik.status_code == 202, politik.text
+    own_job = politik.json()["id"]
+    assert own_job != shared_job
+    job = await JobQueue(redis, Keys(prefix)).get(own_job)
+    assert job is not None and job.kwargs is not None
+    assert job.kwargs["cache_scope"] == "politik"  # the worker keys its caches by it too
+
+    await ResultCache(redis, Keys(prefix), 60).put(own_job, a_result(summary="Politik's own."))
+    again = await client.post("/summarize", json={"text": GERMAN}, headers=key(SPORT_NEW))
+    assert again.status_code == 200 and again.json()["id"] == shared_job
+    assert again.json()["result"]["summary"] != "Politik's own."
+
+
+@pytest.mark.redis
+async def test_a_private_desks_sentences_are_cached_apart(redis: Redis, prefix: str) -> None:
+    model = WORKER_MODELS["translation"]
+    shared = RedisSentenceCache(redis, Keys(prefix), model, 60)
+    private = shared.for_scope("politik")
+    await shared.set_many([("Guten Morgen.", "Good morning.")])
+    assert await private.get_many(["Guten Morgen."]) == [None]
+    await private.set_many([("Gute Nacht.", "Good night.")])
+    assert await shared.get_many(["Gute Nacht."]) == [None]
+    assert await private.get_many(["Gute Nacht."]) == ["Good night."]
+    assert shared.for_scope(None) is shared

@@ -12,6 +12,7 @@ from litestar.params import HeaderParameter, JSONBody, QueryParameter
 from service.api.auth import caller_of, require_json
 from service.api.deps import ServicesDep
 from service.api.glossary_use import owner_of
+from service.api.keys import Caller
 from service.api.problems import problem_for, problem_responses
 from service.api.schemas import (
     BatchAccepted,
@@ -96,8 +97,11 @@ async def summarize(
     ] = None,
 ) -> Response[Any]:
     """``POST /summarize``."""
-    owner = owner_of(caller_of(request))
-    prepared = await prepare(data, services, await current_models(services), owner=owner)
+    caller = caller_of(request)
+    models = await current_models(services)
+    prepared = await prepare(
+        data, services, models, owner=owner_of(caller), cache_scope=caller.cache_scope
+    )
     if idempotency_key is None:
         view = await submit(services, prepared)
     else:
@@ -139,20 +143,26 @@ async def summarize_batch(
     # batch of 100 cannot carry a hundred times the submissions a key may make.
     await services.limiter.check(caller.rate_subject, caller.rate_limit, amount=count - 1)
     models = await current_models(services)
-    owner = owner_of(caller)
     items: list[BatchItem] = []
     for index, raw in enumerate(data.articles):
-        items.append(await _batch_item(services, models, index, raw, owner))
+        items.append(await _batch_item(services, models, index, raw, caller))
     return BatchAccepted(jobs=items)
 
 
 async def _batch_item(
-    services: Services, models: dict[str, ModelInfo], index: int, raw: dict[str, Any], owner: str
+    services: Services,
+    models: dict[str, ModelInfo],
+    index: int,
+    raw: dict[str, Any],
+    caller: Caller,
 ) -> BatchItem:
     """One article of a batch; its own problems become its entry, Redis outages fail the batch."""
     try:
         article = msgspec.convert(raw, SummarizeRequest)
-        view = await submit(services, await prepare(article, services, models, owner=owner))
+        prepared = await prepare(
+            article, services, models, owner=owner_of(caller), cache_scope=caller.cache_scope
+        )
+        view = await submit(services, prepared)
     except (KurzError, msgspec.ValidationError) as exc:
         return BatchItem(index=index, error=problem_for(exc).body())
     return BatchItem(index=index, id=view.id, status=view.status, links=view.links)

@@ -140,7 +140,12 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
         if foreign is not None and not services.settings.translate_allow_non_german:
             raise _error(400, f"Detected source language {foreign.upper()} is not supported.")
     outcome = await lane_translate(
-        services, texts, html=tag_handling == "html", split=split, glossary=glossary
+        services,
+        texts,
+        html=tag_handling == "html",
+        split=split,
+        glossary=glossary,
+        cache_scope=caller.cache_scope,
     )
     await usage.add(subject, characters)
     return {

@@ -43,10 +43,11 @@ class ArticleInput:
         style_digest: str,
         models: Mapping[str, ModelInfo],
         glossary: tuple[str, str] | None = None,
+        scope: str | None = None,
     ) -> str:
         """Text is keyed by its content (the result cache key); HTML and URLs by the raw input,
         in a namespace of their own, as their text is only known after extraction.  The
-        glossary (id, content digest) is part of either key."""
+        glossary (id, content digest) and a desk's own cache scope are part of either key."""
         if self.kind == "text":
             return result_key(
                 text=self.value,
@@ -55,6 +56,7 @@ class ArticleInput:
                 style_digest=style_digest,
                 models=models,
                 glossary=glossary,
+                scope=scope,
             )
         return page_key(
             kind=self.kind,
@@ -64,6 +66,7 @@ class ArticleInput:
             style_digest=style_digest,
             models=models,
             glossary=glossary,
+            scope=scope,
         )
 
 

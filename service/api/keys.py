@@ -49,6 +49,8 @@ class Caller:
     client: str
     rate_subject: str
     rate_limit: int | None = None
+    #: The desk whose jobs and caches are its own (keys file ``shares_cache = false``).
+    cache_scope: str | None = None
 
 
 class ApiKeys:
@@ -82,6 +84,7 @@ class ApiKeys:
             client=entry.client,
             rate_subject=f"key:{digest}",
             rate_limit=entry.rate_limit_per_minute,
+            cache_scope=entry.cache_scope,
         )
 
     def _match(self, presented: str) -> KeyEntry | None:

@@ -150,7 +150,12 @@ async def translate(request: Request[Any, Any, Any], services: ServicesDep) -> d
         if foreign is not None and not services.settings.translate_allow_non_german:
             raise _error(400, f"{foreign} is not supported")
     outcome = await lane_translate(
-        services, texts, html=text_format == "html", alternatives=alternatives, glossary=glossary
+        services,
+        texts,
+        html=text_format == "html",
+        alternatives=alternatives,
+        glossary=glossary,
+        cache_scope=caller.cache_scope,
     )
     body: dict[str, Any] = {
         "translatedText": outcome.translations if batch else outcome.translations[0]

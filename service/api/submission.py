@@ -85,11 +85,13 @@ async def prepare(
     models: dict[str, ModelInfo],
     *,
     owner: str = PUBLIC_CLIENT,
+    cache_scope: str | None = None,
 ) -> Prepared:
     """Validate one article (cheapest checks first) and compute its job key.
 
     The article is exactly one of ``text``, ``html`` and ``url`` (``service.api.inputs``);
-    ``owner`` is whose glossaries it may name (``service.api.glossary_use``).
+    ``owner`` is whose glossaries it may name (``service.api.glossary_use``); ``cache_scope``
+    is the desk whose jobs and results are its own (None: shared with every sharing desk).
     """
     settings = services.settings
     source = checked_input(article, settings, services.fetch_allow)
@@ -104,6 +106,7 @@ async def prepare(
         style_digest=preset.digest,
         models=models,
         glossary=(glossary.glossary_id, glossary.digest) if glossary else None,
+        scope=cache_scope,
     )
     payload = JobPayload(
         text=source.value if source.kind == "text" else "",
@@ -117,6 +120,7 @@ async def prepare(
         callback_url=article.callback_url,
         glossary_id=glossary.glossary_id if glossary else None,
         glossary_owner=glossary.owner if glossary else None,
+        cache_scope=cache_scope,
     )
     return Prepared(key=key, payload=payload, owner=owner)
 

@@ -124,12 +124,14 @@ async def lane_translate(
     alternatives: int = 0,
     split: str = "1",
     glossary: GlossaryChoice | None = None,
+    cache_scope: str | None = None,
 ) -> LaneOutcome:
     """Translate ``texts`` on the lane and wait (``KURZ_TRANSLATE_WAIT_S``).
 
     The job key digests the translation model and the request, glossary id and digest
     included, so identical requests share one job, the same texts with another glossary (or
-    none) are another, and a model upgrade never answers from an old one.
+    none) are another, and a model upgrade never answers from an old one.  A desk that keeps
+    its caches to itself (``cache_scope``) has jobs and cached sentences of its own.
     """
     reference = (
         LaneGlossary(glossary_id=glossary.glossary_id, digest=glossary.digest, owner=glossary.owner)
@@ -137,7 +139,12 @@ async def lane_translate(
         else None
     )
     payload = TranslatePayload(
-        texts=list(texts), html=html, alternatives=alternatives, split=split, glossary=reference
+        texts=list(texts),
+        html=html,
+        alternatives=alternatives,
+        split=split,
+        glossary=reference,
+        cache_scope=cache_scope,
     )
     models = await current_models(services)
     material = msgspec.json.encode([models["translation"], payload])

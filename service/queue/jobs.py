@@ -81,6 +81,9 @@ class JobPayload(msgspec.Struct, kw_only=True):
     #: The glossary to apply (``default``: the server's) and whose it is (None for the default).
     glossary_id: str | None = None
     glossary_owner: str | None = None
+    #: The desk whose results and sentences are its own (keys file ``shares_cache = false``);
+    #: None: the shared caches.
+    cache_scope: str | None = None
 
     @property
     def timed_chars(self) -> int:

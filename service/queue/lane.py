@@ -63,6 +63,8 @@ class TranslatePayload(msgspec.Struct, kw_only=True):
     split: str = "1"
     #: Applied to the sentences before translation and checked after (``GlossaryRun``).
     glossary: LaneGlossary | None = None
+    #: The desk whose sentence cache entries are its own (None: the shared cache).
+    cache_scope: str | None = None
 
 
 class LaneOutcome(msgspec.Struct, kw_only=True):

@@ -33,9 +33,12 @@ def result_key(
     style_digest: str,
     models: Mapping[str, ModelInfo],
     glossary: tuple[str, str] | None = None,
+    scope: str | None = None,
 ) -> str:
-    """The cache key (and job id) of one request; ``glossary`` is its (id, content digest)."""
-    return _digest({"text": normalize_text(text)}, title, style, style_digest, models, glossary)
+    """The cache key (and job id) of one request; ``glossary`` is its (id, content digest),
+    ``scope`` the desk whose results are its own (None: the shared cache)."""
+    article = {"text": normalize_text(text)}
+    return _digest(article, title, style, style_digest, models, glossary, scope)
 
 
 def page_key(
@@ -47,6 +50,7 @@ def page_key(
     style_digest: str,
     models: Mapping[str, ModelInfo],
     glossary: tuple[str, str] | None = None,
+    scope: str | None = None,
 ) -> str:
     """The job key of an ``html`` or ``url`` request: a hash of the raw input, not of its text.
 
@@ -55,7 +59,8 @@ def page_key(
     :func:`result_key` of the extracted text, where text and other pages of the same article
     find it.  ``kind`` puts these keys in a namespace of their own: no text hashes to one.
     """
-    return _digest({"input": kind, "value": value}, title, style, style_digest, models, glossary)
+    article = {"input": kind, "value": value}
+    return _digest(article, title, style, style_digest, models, glossary, scope)
 
 
 def _digest(
@@ -65,10 +70,13 @@ def _digest(
     style_digest: str,
     models: Mapping[str, ModelInfo],
     glossary: tuple[str, str] | None,
+    scope: str | None = None,
 ) -> str:
-    """sha256 over the article's identity and everything else that changes its output."""
+    """sha256 over the article's identity and everything else that changes its output (and,
+    for a desk that keeps its results to itself, that desk: its own namespace of keys)."""
     payload = msgspec.json.encode(
         {
+            **({"scope": scope} if scope is not None else {}),
             **({"glossary": list(glossary)} if glossary is not None else {}),
             **article,
             "title": normalize_text(title or ""),
@@ -106,16 +114,29 @@ def model_digest(model: ModelInfo) -> str:
 class RedisSentenceCache:
     """Translated sentences of one translation model, in Redis, shared by every worker."""
 
-    def __init__(self, redis: Redis, keys: Keys, model: ModelInfo, ttl_s: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, model: ModelInfo, ttl_s: int, scope: str | None = None
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.model = model
         self.ttl_s = ttl_s
+        #: The desk whose sentences these are (None: the cache every sharing desk reads).
+        self.scope = scope
         self._model_digest = model_digest(model)
+
+    def for_scope(self, scope: str | None) -> RedisSentenceCache:
+        """The same cache seen by one desk: its own entries when it does not share (``scope``),
+        the shared ones otherwise."""
+        if scope == self.scope:
+            return self
+        return RedisSentenceCache(self.redis, self.keys, self.model, self.ttl_s, scope)
 
     def _key(self, sentence: str, variant: str | None) -> str:
         normalized = nfc(sentence).strip()
         keyed = normalized if variant is None else f"{variant}\x00{normalized}"
+        if self.scope is not None:
+            keyed = f"scope\x00{self.scope}\x00{keyed}"
         digest = hashlib.sha256(keyed.encode()).hexdigest()
         return self.keys.sentence(self._model_digest, digest)
 

@@ -4,7 +4,8 @@ The API and a worker run with a keys file of two desks (``sport``, with webhook 
 own, and ``politik``, on the server's), over a private Redis; both send the same article with
 callbacks to one receiver, and ``sport`` sends one more article alone.  Every job endpoint is
 tried with the other desk's key, and every webhook is checked: whose data it carries, which
-secret signed it.
+secret signed it.  A third desk, ``kultur``, keeps its caches to itself: the same article is a
+job of its own, translated afresh, while ``sport`` gets it from the shared cache.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
 SPORT = "sport-" + "s" * 40
 POLITIK = "politik-" + "p" * 40
+KULTUR = "kultur-" + "k" * 40
 
 
 def keys_file(stack: Stack, sport_secret: str) -> str:
@@ -37,8 +39,15 @@ sha256 = "{hashlib.sha256(SPORT.encode()).hexdigest()}"
 tenant = "politik"
 key = "{POLITIK}"
 
+[[keys]]
+tenant = "kultur"
+key = "{KULTUR}"
+
 [tenants.sport]
 webhook_secrets = ["{sport_secret}"]
+
+[tenants.kultur]
+shares_cache = false
 """,
         encoding="utf-8",
     )
@@ -127,3 +136,16 @@ def test_two_desks_share_an_article_and_see_only_their_own(
             assert listed and {a["msg_id"] for a in listed} <= ids[f"/{desk}"]
             again = http.post(f"/jobs/{job}/deliveries/redeliver", headers=auth(key))
             assert again.status_code == 202 and again.json()["scheduled"] == 1
+
+        # Sport's repeat is a cache hit; kultur, which does not share, gets a job of its own,
+        # translated afresh (none of its sentences came from the others' cache).
+        hit = http.post("/summarize", json={"text": shared}, headers=auth(SPORT))
+        assert hit.status_code == 200 and hit.json()["result"]["cached"] is True
+        private = http.post("/summarize", json={"text": shared}, headers=auth(KULTUR))
+        assert private.status_code == 202, private.text
+        private_job = private.json()["id"]
+        assert private_job != job
+        stack.wait_finished([private_job], timeout_s=300)
+        result = http.get(f"/jobs/{private_job}", headers=auth(KULTUR)).json()["result"]
+        assert result["cached"] is False
+        assert result["sentences_from_cache"] == 0 < result["sentences_translated"]
