@@ -36,7 +36,7 @@ TARGETS: tuple[tuple[str, str, float, str], ...] = (
     (
         "translation_speedup_vs_batch1",
         ">=",
-        5.0,
+        25.0,
         "pipeline, one article at a time, vs batch 1, source tokens/s",
     ),
     (
@@ -45,7 +45,7 @@ TARGETS: tuple[tuple[str, str, float, str], ...] = (
         5.0,
         "pipeline's scheduler, all seeds at once, vs batch 1",
     ),
-    ("http_cache_hit_rps_share_of_bare", ">=", 0.5, "cache hits vs bare endpoint, requests/s"),
+    ("http_cache_hit_rps_share_of_bare", ">=", 0.7, "cache hits vs bare endpoint, requests/s"),
     ("http_cache_hit_p99_ms", "<", 20.0, "cache-hit p99 latency at 50 connections"),
     ("lane_loaded_to_idle_p99", "<=", 2.0, "one-sentence p99 behind ten articles vs idle"),
     (
@@ -53,6 +53,19 @@ TARGETS: tuple[tuple[str, str, float, str], ...] = (
         "<=",
         0.15,
         "first translated paragraph, share of the time to the full result (worst seed)",
+    ),
+    # Asked for and not built yet: listed so that every run says so.
+    (
+        "article_speedup_vs_transformers_script",
+        ">=",
+        4.0,
+        "an article end to end vs a plain transformers script (beam 4, batches of 16)",
+    ),
+    (
+        "translation_share_of_int8_ceiling",
+        ">=",
+        0.30,
+        "worker translation vs the int8 matmul ceiling, same run",
     ),
 )
 
