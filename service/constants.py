@@ -157,6 +157,12 @@ class Keys:
         return self.prefix
 
     @property
+    def delivery_queue_name(self) -> str:
+        """Webhook deliveries' own SAQ queue: a backlog of them (a storm of redeliveries, a
+        receiver that is down) never holds back or takes the slots of an article."""
+        return f"{self.prefix}:deliveries"
+
+    @property
     def translate_queue_name(self) -> str:
         """The translate lane's own SAQ queue, so short requests never wait behind articles."""
         return f"{self.prefix}:translate"

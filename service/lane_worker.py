@@ -279,31 +279,3 @@ def build_lane_worker(
         after_process=nothing,
         shutdown_grace_s=settings.shutdown_grace_s,
     )
-
-
-async def run_beside(articles: DrainingWorker, lane: DrainingWorker) -> None:
-    """Run the article worker and the lane together until SIGTERM or SIGINT.
-
-    Only the article worker listens for the signals (a second handler would replace the
-    first); the lane is told to stop the moment it sees them, and its short jobs finish
-    while the articles' grace period runs.
-    """
-    lane.SIGNALS = []
-    lane_task = asyncio.create_task(lane.start(), name="translate-lane")
-
-    async def follow() -> None:
-        while True:
-            event = getattr(articles, "event", None)
-            if event is not None and event.is_set():
-                break
-            await asyncio.sleep(0.05)
-        await lane.stop()
-
-    follower = asyncio.create_task(follow(), name="translate-lane-stop")
-    try:
-        await articles.start()
-    finally:
-        follower.cancel()
-        lane_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await lane_task

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     each is another delivery of its event.  0: unlimited."""
     webhook_timeout_s: float = Field(default=15.0, gt=0)
     """Seconds one delivery attempt may take, connection to last byte."""
+    delivery_concurrency: int = Field(default=8, ge=1)
+    """Webhook deliveries one worker sends at once, from their own queue, beside its articles."""
+    webhook_host_concurrency: int = Field(default=4, ge=1)
+    """Deliveries one worker sends to any one host at once; more to that host are queued again
+    a moment later, so one slow or flooded receiver cannot take every delivery slot."""
     public_url: str = "http://127.0.0.1:8000"
     """Base URL under which clients reach the API; webhook events link to jobs below it."""
 

@@ -12,6 +12,10 @@ three habits here:
 
 Paragraphs are recorded as they are translated (``service.store.partial``), so the API can show
 a running job's English before its summary exists; webhooks still announce only the end.
+
+Beside the article worker the process runs two helpers on queues of their own, sharing its
+state: the translate lane (``service.lane_worker``) and webhook deliveries
+(``service.delivery_worker``); ``run_worker`` starts the three and stops them together.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from service.queue import (
     TaskContext,
     finished_view,
     make_worker,
+    run_beside,
     view_of,
 )
 from service.schemas import TranslatedParagraph
@@ -395,13 +400,18 @@ def run_worker(settings: Settings) -> None:
     """``python -m service worker``: run until SIGTERM or SIGINT."""
 
     async def main() -> None:
-        from service.lane_worker import build_lane_worker, run_beside
+        from service.delivery_worker import build_delivery_worker
+        from service.lane_worker import build_lane_worker
 
         redis = make_redis(settings.redis_url, role="worker")
         ready: asyncio.Future[WorkerState] = asyncio.get_running_loop().create_future()
         try:
             articles = build_worker(settings, redis, ready=ready)
-            await run_beside(articles, build_lane_worker(settings, redis, ready))
+            await run_beside(
+                articles,
+                build_lane_worker(settings, redis, ready),
+                build_delivery_worker(settings, redis, ready),
+            )
         finally:
             await redis.aclose()
 

@@ -397,7 +397,7 @@ async def test_cache_hit_with_callback_schedules_one_delivery(
     url = "https://hooks.example.com/cached"
     hit = await client.post("/summarize", json={"text": GERMAN, "callback_url": url})
     assert hit.status_code == 200
-    deliveries = [job async for job in queue.saq.iter_jobs() if job.function == "deliver_webhook"]
+    deliveries = [j async for j in queue.deliveries.iter_jobs() if j.function == "deliver_webhook"]
     assert len(deliveries) == 1
     assert deliveries[0].kwargs is not None
     assert deliveries[0].kwargs["delivery"]["url"] == url
@@ -448,7 +448,7 @@ async def test_redelivery_is_queued_once_while_pending_and_limited_per_job(
     answers = [await client.post(f"/jobs/{job_id}/deliveries/redeliver") for _ in range(6)]
     assert [a.status_code for a in answers[:5]] == [202] * 5
     assert_problem(answers[5], 429, "rate_limited")
-    keys = [job.key async for job in queue.saq.iter_jobs() if job.function == "deliver_webhook"]
+    keys = [j.key async for j in queue.deliveries.iter_jobs() if j.function == "deliver_webhook"]
     assert len(keys) == 2, keys  # the first attempt, and one redelivery
 
 

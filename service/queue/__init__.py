@@ -4,13 +4,20 @@
   webhook delivery jobs;
 - ``lane``: the translate lane's queue: translate-only jobs the API enqueues and waits for;
 - ``views``: SAQ's job records shown as the API's job views;
-- ``draining``: the worker's queue, which hands jobs back while shutting down, and the worker.
+- ``draining``: the worker's queue, which hands jobs back while shutting down, the worker, and
+  running it with its helper workers (the translate lane, the deliveries).
 
 ``Job`` and ``Status`` are re-exported for the worker's hooks and the tests; nothing outside
 this package imports SAQ (an import-linter contract keeps it so).
 """
 
-from service.queue.draining import DrainingQueue, DrainingWorker, TaskContext, make_worker
+from service.queue.draining import (
+    DrainingQueue,
+    DrainingWorker,
+    TaskContext,
+    make_worker,
+    run_beside,
+)
 from service.queue.jobs import CancelOutcome, Job, JobPayload, JobQueue, Status
 from service.queue.lane import LaneGlossary, LaneOutcome, TranslatePayload, TranslateQueue
 from service.queue.views import finished_view, job_links, status_of, view_of
@@ -31,6 +38,7 @@ __all__ = [
     "finished_view",
     "job_links",
     "make_worker",
+    "run_beside",
     "status_of",
     "view_of",
 ]

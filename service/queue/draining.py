@@ -6,6 +6,7 @@ The worker module hands in its task functions and hooks and never touches SAQ it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ from service.constants import (
 from service.queue.jobs import Status
 from service.queue.sweep import SweepingQueue
 
-__all__ = ["DrainingQueue", "DrainingWorker", "TaskContext", "make_worker"]
+__all__ = ["DrainingQueue", "DrainingWorker", "TaskContext", "make_worker", "run_beside"]
 
 #: The context SAQ hands every task and hook (``job`` and what start-up put there).
 TaskContext = Context
@@ -160,6 +161,39 @@ class DrainingWorker(Worker[Any]):
         self.queue.draining = True
         for task in self._idle_upkeep:
             task.cancel()
+
+
+async def run_beside(main: DrainingWorker, *helpers: DrainingWorker) -> None:
+    """Run a worker and its helpers (the translate lane, the deliveries) together until
+    SIGTERM or SIGINT.
+
+    Only the main worker listens for the signals (a second handler would replace the first);
+    the helpers are told to stop the moment it sees them, and their short jobs finish while
+    the main worker's grace period runs.
+    """
+    tasks = []
+    for helper in helpers:
+        helper.SIGNALS = []
+        tasks.append(asyncio.create_task(helper.start(), name=f"worker-{helper.queue.name}"))
+
+    async def follow() -> None:
+        while True:
+            event = getattr(main, "event", None)
+            if event is not None and event.is_set():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(helper.stop() for helper in helpers))
+
+    follower = asyncio.create_task(follow(), name="helpers-stop")
+    try:
+        await main.start()
+    finally:
+        follower.cancel()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 Hook = Callable[[Any], Awaitable[None]]

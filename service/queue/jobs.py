@@ -16,8 +16,9 @@ test for each):
 - the sweep gives back a dead worker's jobs: at most that worker's concurrency;
 - a worker told to stop hands back what it took after the signal: it only returns the room it
   made, unless new articles filled that room meanwhile (then at most one per worker slot);
-- webhook delivery attempts share the list and are never refused: a backlog of deliveries
-  counts in the depth and holds new articles back until it drains.
+- nothing else: webhook delivery attempts have a queue of their own
+  (``Keys.delivery_queue_name``), so a backlog of them neither counts in the depth nor holds
+  new articles back.
 
 The sweep used to give back jobs that live workers had just taken but not yet started
 (``service.queue.sweep``): with no worker dead, that pushed the list past the cap in the
@@ -27,6 +28,7 @@ overload test and ran those jobs twice.  It no longer does.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -140,6 +142,8 @@ class JobQueue:
         self.keys = keys
         self.retries = retries
         self.saq: RedisQueue = RedisQueue(redis, name=keys.queue_name)
+        #: Webhook delivery attempts, on their own queue (``Keys.delivery_queue_name``).
+        self.deliveries: RedisQueue = RedisQueue(redis, name=keys.delivery_queue_name)
         self._enqueue_if_room = redis.register_script(_ENQUEUE_IF_ROOM)
         self._relist_aborting = redis.register_script(_RELIST_ABORTING)
 
@@ -201,6 +205,7 @@ class JobQueue:
         *,
         redelivery: bool = False,
         timeout_s: float = 15.0,
+        deferral: str | None = None,
     ) -> None:
         """Queue one webhook attempt ``delay_s`` from now (a crash re-runs it, same id).
 
@@ -214,6 +219,8 @@ class JobQueue:
         # A redelivery has one key per message: asked for again while it is still pending, it
         # is not queued twice (SAQ keeps one incomplete job per key).
         suffix = "redeliver" if redelivery else str(delivery.attempts)
+        if deferral is not None:  # the same attempt again, under a key of its own
+            suffix = f"{suffix}:deferred:{deferral}"
         job = Job(
             function=DELIVER_TASK,
             kwargs={"delivery": msgspec.to_builtins(delivery)},
@@ -225,7 +232,14 @@ class JobQueue:
             ttl=JOB_RECORD_TTL_S,
             scheduled=int(time.time() + delay_s) if delay_s > 0 else 0,
         )
-        await self.saq.enqueue(job)
+        await self.deliveries.enqueue(job)
+
+    async def defer_delivery(self, delivery: Delivery, delay_s: float) -> None:
+        """Queue the attempt in hand again ``delay_s`` from now (its receiving host is busy).
+
+        The job running it still holds the attempt's key, so the new one gets a key of its
+        own; the attempt count is unchanged, so deferrals never use up the retry schedule."""
+        await self.schedule_delivery(delivery, delay_s, deferral=uuid.uuid4().hex[:12])
 
     async def get(self, key: str) -> Job | None:
         return await self.saq.job(key)

@@ -268,15 +268,19 @@ async def test_a_draining_workers_hand_back_takes_back_only_the_room_it_made(
     assert stored is not None and status_of(stored) == JobStatus.QUEUED
 
 
-async def test_webhook_deliveries_are_never_refused_and_count_in_the_depth(
+async def test_webhook_deliveries_have_their_own_queue_and_never_hold_articles_back(
     api: JobQueue, workers: list[DrainingQueue]
 ) -> None:
-    """Delivery attempts share the list and are not capped (a finished job's event is never
-    dropped); they count in the depth, so articles are refused while deliveries wait."""
+    """Delivery attempts are never refused (a finished job's event is never dropped) and wait
+    on a queue of their own: a backlog of them neither counts in the articles' depth nor keeps
+    an article out (they used to share the list, so a redelivery storm refused articles)."""
     from service.webhooks import Delivery
 
+    for n in range(CAP + 5):
+        delivery = Delivery(job_id=key(70), url=f"https://hooks.example/{n}", event_type="x")
+        await api.schedule_delivery(delivery, 0)
+    assert await api.deliveries.count("queued") == CAP + 5
+    assert await api.depth() == 0
     for n in range(CAP):
-        await submit(api, 70 + n)
-    delivery = Delivery(job_id=key(70), url="https://hooks.example/x", event_type="summary.failed")
-    await api.schedule_delivery(delivery, 0)
-    assert await api.depth() == CAP + 1
+        await submit(api, 70 + n)  # the whole article queue is still there for articles
+    assert await api.depth() == CAP
