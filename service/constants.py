@@ -98,6 +98,12 @@ class Keys:
         Its kind is ``worker-host``, not ``worker:``: it is no worker's record."""
         return f"{self.prefix}:worker-host:{hostname}"
 
+    def job_input(self, job_id: str, queued_ms: int) -> str:
+        """An article job's text or HTML, kept apart from the job (``service.queue.jobs``); one
+        per enqueued instance of the job, so that a job enqueued again under the same id (after
+        it failed) never loses its article to the end of the one before."""
+        return f"{self.prefix}:job-input:{job_id}:{queued_ms}"
+
     def submitters(self, job_id: str) -> str:
         """Who submitted a job, with what each attached (``service.store.submitters``)."""
         return f"{self.prefix}:submitters:{job_id}"

@@ -36,13 +36,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.constants import (
+    CANCELED_BY_CLIENT,
     DELIVER_TASK,
     JOB_TOUCH_INTERVAL_S,
     SUMMARIZE_TASK,
     WORKER_HEARTBEAT_INTERVAL_S,
     Keys,
 )
-from service.errors import FetchFailedError, GlossaryNotFoundError, InputError
+from service.errors import FetchFailedError, GlossaryNotFoundError, InputError, InputExpiredError
 from service.intake import ArticleIntake, job_error, retryable
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.queue import (
@@ -185,6 +186,7 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
 
     toucher = asyncio.create_task(_touch_while_running(job, progress, finished))
     try:
+        payload = await _with_input(state, job, payload)
         await state.partials.start(job.key)  # nothing an earlier attempt wrote stays visible
         if not payload.text:
             on_progress("extract", 0, 1)
@@ -259,6 +261,18 @@ async def summarize_article(ctx: WorkerContext, **kwargs: Any) -> dict[str, Any]
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]
 
 
+async def _with_input(state: WorkerState, job: Job, payload: JobPayload) -> JobPayload:
+    """The payload with its article put back: the API stores the text or HTML beside the job,
+    not in it (``JobQueue.submit``).  Gone (the job waited a week, or Redis evicted it): the
+    job fails for good with ``input_expired`` (jobs of older releases carry it themselves)."""
+    if not payload.input_stored:
+        return payload
+    stored = await state.notifier.queue.stored_input(job)
+    if stored is None:
+        raise InputExpiredError()
+    return msgspec.structs.replace(payload, text=stored.text, html=stored.html)
+
+
 async def _glossary(state: WorkerState, payload: JobPayload) -> Glossary | None:
     """The job's glossary: the server default, the submitter's own, or none.
 
@@ -293,7 +307,11 @@ async def after_job(ctx: WorkerContext) -> None:
     ):
         try:
             await ctx["state"].partials.discard(job.key)
-        except REDIS_DOWN as error:  # the TTL removes them instead
+            if job.status != Status.ABORTED or job.error == CANCELED_BY_CLIENT:
+                # Aborted for a sweep (its worker looked dead), the job is queued again next:
+                # it still needs its article.
+                await ctx["state"].notifier.queue.forget_input(job)
+        except REDIS_DOWN as error:  # the TTLs remove them instead
             log.warning("could not delete a job's paragraphs", job=job.key[:12], error=repr(error))
     if job.status == Status.FAILED:
         await announce_failed_job(ctx["state"], job)

@@ -138,12 +138,15 @@ async def test_url_jobs_carry_the_url_and_identical_urls_share_one(
 async def test_html_jobs_carry_the_page_and_are_keyed_apart_from_text(
     client: AsyncTestClient[Litestar], queue: JobQueue
 ) -> None:
-    """HTML is queued as sent (extracted by the worker); its job key is not a text's key."""
+    """HTML is queued as sent (extracted by the worker), stored beside the job rather than in
+    its arguments; its job key is not a text's key."""
     first = await client.post("/summarize", json={"html": FRAGMENT, "title": ""})
     assert first.status_code == 202, first.text
     job = await queue.get(first.json()["id"])
     assert job is not None and job.kwargs is not None
-    assert job.kwargs["html"] == FRAGMENT and job.kwargs["text"] == ""
+    assert FRAGMENT not in str(job.kwargs) and job.kwargs["input_stored"] is True
+    stored = await queue.stored_input(job)
+    assert stored is not None and (stored.html, stored.text) == (FRAGMENT, "")
     again = await client.post("/summarize", json={"html": FRAGMENT, "title": ""})
     assert again.json()["id"] == first.json()["id"]
     # The fragment's words as text (tags stripped) are a different job: text is keyed by its

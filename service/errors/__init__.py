@@ -14,6 +14,7 @@
     │   ├── NotGermanError        422 not_german: the article is in another language
     │   ├── CallbackRefusedError  422 callback_url_refused: a URL webhooks may not call
     │   ├── TooManyCallbacksError 422 too_many_callbacks: a caller's callbacks for one job
+    │   ├── InputExpiredError     410 input_expired: a queued job's stored article is gone
     │   ├── MarkupAsTextError     422 markup_as_text: ``text`` that is plainly HTML
     │   ├── NotHtmlError          415 not_html: a page or response that is not HTML
     │   ├── PageTooLargeError     413 page_too_large: a page over the size limit
@@ -44,6 +45,7 @@ from service.errors.articles import (
     EmptyTextError,
     ExtractionTimeoutError,
     FetchFailedError,
+    InputExpiredError,
     MarkupAsTextError,
     NotGermanError,
     NothingExtractedError,
@@ -92,6 +94,7 @@ __all__ = [
     "GlossaryNotFoundError",
     "GlossaryTooLargeError",
     "InputError",
+    "InputExpiredError",
     "KurzError",
     "LaneFailedError",
     "LaneTimeoutError",

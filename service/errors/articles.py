@@ -89,6 +89,17 @@ class TooManyCallbacksError(InputError):
         return {"limit": self.limit}
 
 
+class InputExpiredError(InputError):
+    """A queued job's article was no longer stored when a worker took the job (it waited past
+    the record's lifetime, or Redis evicted it); submitting the article again starts afresh."""
+
+    code = "input_expired"
+    status = 410
+
+    def __init__(self) -> None:
+        super().__init__("the article of this job is no longer stored; submit it again")
+
+
 class MarkupAsTextError(InputError):
     """Plain ``text`` that is plainly HTML: the client should send it as ``html``."""
 

@@ -86,18 +86,42 @@ class JobPayload(msgspec.Struct, kw_only=True):
     #: The desk whose results and sentences are its own (keys file ``shares_cache = false``);
     #: None: the shared caches.
     cache_scope: str | None = None
+    #: The text or HTML is stored apart from the job (``Keys.job_input``), and how long it is.
+    input_stored: bool = False
+    input_chars: int = 0
 
     @property
     def timed_chars(self) -> int:
         """The article length the job's timeout is sized for."""
         if self.text:
             return len(self.text)
+        if self.input_stored and not self.url:
+            return min(self.input_chars, PAGE_TIMEOUT_CHARS) if self.html else self.input_chars
         return min(len(self.html or ""), PAGE_TIMEOUT_CHARS) if self.html else PAGE_TIMEOUT_CHARS
+
+    def without_input(self) -> JobPayload:
+        """This payload with its text or HTML taken out (to be stored apart, see ``JobQueue``)."""
+        if not self.text and self.html is None:
+            return self
+        chars = len(self.text or self.html or "")
+        html = "" if self.html is not None else None
+        return msgspec.structs.replace(
+            self, text="", html=html, input_stored=True, input_chars=chars
+        )
+
+
+class StoredInput(msgspec.Struct, frozen=True):
+    """A queued article's text or HTML, as kept apart from its job."""
+
+    text: str = ""
+    html: str | None = None
 
 
 #: SAQ's enqueue script with the room check inside it: checked first and enqueued after, every
-#: request arriving together (on any API replica) saw room and the limit was overrun.  Returns
-#: 1 (enqueued), nil (the key has an unfinished job) or -1 - depth (no room).
+#: request arriving together (on any API replica) saw room and the limit was overrun.  The
+#: article's text or HTML (ARGV[3]) is stored beside the job (KEYS[5], for ARGV[4] seconds) in
+#: the same step, and only when the job is created.  Returns 1 (enqueued), nil (the key has an
+#: unfinished job) or -1 - depth (no room).
 _ENQUEUE_IF_ROOM = """
 if redis.call('ZSCORE', KEYS[1], KEYS[2]) or redis.call('EXISTS', KEYS[4]) == 1 then
     return nil
@@ -105,6 +129,9 @@ end
 local depth = redis.call('LLEN', KEYS[3])
 if depth >= tonumber(ARGV[2]) then
     return -1 - depth
+end
+if ARGV[3] ~= '' then
+    redis.call('SET', KEYS[5], ARGV[3], 'EX', tonumber(ARGV[4]))
 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[1], 0, KEYS[2])
@@ -163,34 +190,45 @@ class JobQueue:
             "retry_backoff": JOB_RETRY_BACKOFF_MAX_S,
             "ttl": JOB_RECORD_TTL_S,
         }
-        job = Job(function=SUMMARIZE_TASK, kwargs=msgspec.to_builtins(payload), **options)
-        created = await self._enqueue(job, max_depth)
+        # The article goes beside the job, not into it: SAQ keeps a job's arguments in its
+        # record and writes them to its log (``service.logs`` redacts them there too).
+        stored = StoredInput(text=payload.text, html=payload.html)
+        kwargs = msgspec.to_builtins(payload.without_input())
+        job = Job(function=SUMMARIZE_TASK, kwargs=kwargs, **options)
+        created = await self._enqueue(job, max_depth, stored)
         if created is not None:
             return created, True
         existing = await self.saq.job(key)
         if existing is None:  # finished and expired between the two calls: enqueue again
             again = await self._enqueue(
-                Job(function=SUMMARIZE_TASK, kwargs=msgspec.to_builtins(payload), **options),
-                max_depth,
+                Job(function=SUMMARIZE_TASK, kwargs=kwargs, **options), max_depth, stored
             )
             return (again or job), again is not None
         return existing, False
 
-    async def _enqueue(self, job: Job, max_depth: int | None) -> Job | None:
-        """SAQ's ``enqueue``, or the same with the room check when there is a limit."""
-        if max_depth is None:
-            return await self.saq.enqueue(job)
+    async def _enqueue(
+        self, job: Job, max_depth: int | None, stored: StoredInput | None = None
+    ) -> Job | None:
+        """SAQ's ``enqueue`` with the room check (none without a limit) and the article stored
+        beside the job, both in one step."""
         job.queue = self.saq
         job.queued = int(time.time() * 1000)
         job.status = Status.QUEUED
+        has_input = stored is not None and (stored.text or stored.html is not None)
         outcome = await self._enqueue_if_room(
             keys=[
                 self.saq.namespace("incomplete"),
                 job.id,
                 self.saq.namespace("queued"),
                 job.abort_id,
+                self.keys.job_input(job.key, job.queued),
             ],
-            args=[self.saq.serialize(job), max_depth],
+            args=[
+                self.saq.serialize(job),
+                max_depth if max_depth is not None else 2**62,
+                msgspec.json.encode(stored).decode() if has_input else "",
+                JOB_RECORD_TTL_S,
+            ],
         )
         if outcome is None:
             return None
@@ -240,6 +278,15 @@ class JobQueue:
         The job running it still holds the attempt's key, so the new one gets a key of its
         own; the attempt count is unchanged, so deferrals never use up the retry schedule."""
         await self.schedule_delivery(delivery, delay_s, deferral=uuid.uuid4().hex[:12])
+
+    async def stored_input(self, job: Job) -> StoredInput | None:
+        """The text or HTML stored beside ``job`` (None once it is gone)."""
+        raw = await self.redis.get(self.keys.job_input(job.key, job.queued))
+        return None if raw is None else msgspec.json.decode(raw, type=StoredInput)
+
+    async def forget_input(self, job: Job) -> None:
+        """Drop the stored article of a job that has ended (its TTL would, a week later)."""
+        await self.redis.delete(self.keys.job_input(job.key, job.queued))
 
     async def get(self, key: str) -> Job | None:
         return await self.saq.job(key)
