@@ -94,10 +94,14 @@ def run_lane_benchmark(options: LaneBenchOptions | None = None) -> Figures:
             )
             with httpx.Client(base_url=api, timeout=600) as client:
                 _translate(client, "Guten Morgen.")  # warm-up: first batch, first job
-                idle = _latencies(client, options.requests, "idle")
+                idle_timeouts: list[float] = []
+                loaded_timeouts: list[float] = []
+                idle = _latencies(client, options.requests, "idle", idle_timeouts)
                 articles = _queue_articles(client, options.articles)
-                loaded = _latencies(client, options.requests, "loaded")
+                loaded = _latencies(client, options.requests, "loaded", loaded_timeouts)
                 figures.update(_latency_figures(idle, loaded))
+                figures["lane_idle_timeouts"] = len(idle_timeouts)
+                figures["lane_loaded_timeouts"] = len(loaded_timeouts)
                 # The loaded phase counts only if articles were still running at its end.
                 figures["lane_articles_unfinished_after_loaded"] = _unfinished(client, articles)
                 print(f"  latency: {figures}", flush=True)
@@ -149,18 +153,28 @@ def _model_env(options: LaneBenchOptions, scratch: Path) -> dict[str, str]:
     }
 
 
-def _translate(client: httpx.Client, text: str) -> float:
-    """One LibreTranslate request; its latency in ms."""
+def _translate(client: httpx.Client, text: str, timeouts: list[float] | None = None) -> float:
+    """One LibreTranslate request; its latency in ms.
+
+    A request the service gave up on (503 after ``KURZ_TRANSLATE_WAIT_S``) counts with the time
+    it took, which is at least that wait, and is noted in ``timeouts``: dropping it would hide
+    the slowest requests from the percentiles."""
     started = time.perf_counter()
     answer = client.post("/translate", json={"q": text, "source": "de", "target": "en"})
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if answer.status_code == 503 and timeouts is not None:
+        timeouts.append(elapsed_ms)
+        return elapsed_ms
     if answer.status_code != 200:
         raise RuntimeError(f"/translate answered {answer.status_code}: {answer.text}")
-    return (time.perf_counter() - started) * 1000
+    return elapsed_ms
 
 
-def _latencies(client: httpx.Client, count: int, phase: str) -> list[float]:
+def _latencies(client: httpx.Client, count: int, phase: str, timeouts: list[float]) -> list[float]:
     tag = secrets.token_hex(3)
-    return [_translate(client, SENTENCE.format(n=f"{phase}-{tag}-{n}")) for n in range(count)]
+    return [
+        _translate(client, SENTENCE.format(n=f"{phase}-{tag}-{n}"), timeouts) for n in range(count)
+    ]
 
 
 def _queue_articles(client: httpx.Client, count: int) -> list[str]:

@@ -301,6 +301,9 @@ def _settings(models: RealSizeModels, options: PipelineBenchOptions, *, beams: i
         max_batch_sentences=options.max_sentences,
         translation_beams=beams,
         inference_threads=options.threads,
+        # The batch-1 baseline runs on this thread at its priority: the pipeline's threads must
+        # not run lower, or a busy machine would bias the comparison against them.
+        background_nice=0,
     )
 
 
