@@ -318,3 +318,28 @@ async def test_a_private_desks_sentences_are_cached_apart(redis: Redis, prefix: 
     assert await shared.get_many(["Gute Nacht."]) == [None]
     assert await private.get_many(["Gute Nacht."]) == ["Good night."]
     assert shared.for_scope(None) is shared
+
+
+@pytest.mark.redis
+async def test_a_desk_with_its_own_secret_may_send_callbacks_where_the_server_has_none(
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    serve_app: AppServer,
+    redis: Redis,
+    prefix: str,
+) -> None:
+    """Callbacks need a secret to be signed with: sport has its own, politik has none and the
+    server has none, so only sport's callback is accepted."""
+    await announce_models(redis, prefix)
+    path = write(
+        tmp_path,
+        f'[[keys]]\ntenant = "sport"\nkey = "{SPORT_NEW}"\n'
+        f'[[keys]]\ntenant = "politik"\nkey = "{POLITIK}"\n'
+        f'[tenants.sport]\nwebhook_secrets = ["{generate_secret()}"]\n',
+    )
+    client = await serve_app(create_app(make_settings(api_keys_file=path, webhook_secret="")))
+    body = {"text": GERMAN, "callback_url": "https://hooks.example.com/desk"}
+    sport = await client.post("/summarize", json=body, headers=key(SPORT_NEW))
+    assert sport.status_code == 202, sport.text
+    politik = await client.post("/summarize", json=body, headers=key(POLITIK))
+    assert_problem(politik, 422, "webhooks_not_configured")

@@ -76,9 +76,11 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
     callbacks = AllowList.from_settings(settings.webhook_allow_hosts, callbacks=True)
     AllowList.from_settings(settings.fetch_allow_hosts)  # a bad entry stops start-up here
     metrics = ApiMetrics()
+    keys_file = load_keys_file(settings.api_keys_file) if settings.api_keys_file else None
     api_keys = ApiKeys(
         settings.api_keys,
-        load_keys_file(settings.api_keys_file).keys if settings.api_keys_file is not None else (),
+        keys_file.keys if keys_file is not None else (),
+        signing_desks=frozenset(keys_file.signers()) if keys_file is not None else frozenset(),
     )
 
     @asynccontextmanager

@@ -56,7 +56,16 @@ class Caller:
 class ApiKeys:
     """The configured API keys; none means the API is open."""
 
-    def __init__(self, keys: Sequence[str], entries: Sequence[KeyEntry] = ()) -> None:
+    def __init__(
+        self,
+        keys: Sequence[str],
+        entries: Sequence[KeyEntry] = (),
+        *,
+        signing_desks: frozenset[str] = frozenset(),
+    ) -> None:
+        #: Desks with webhook secrets of their own (by owner name), whose callbacks are signed
+        #: even where the server has no ``KURZ_WEBHOOK_SECRET``.
+        self.signing_desks = signing_desks
         short = [key for key in keys if key and len(key) < MIN_KEY_CHARS]
         if short:
             raise ConfigError(short_key_message(len(short)))

@@ -98,7 +98,7 @@ async def prepare(
     style = article.style or settings.default_style
     preset = services.presets.get(style)
     if article.callback_url is not None:
-        check_callback(article.callback_url, services)
+        check_callback(article.callback_url, services, owner)
     glossary = await choose_glossary(services, article.glossary_id, owner)
     key = source.job_key(
         title=article.title,
@@ -125,10 +125,11 @@ async def prepare(
     return Prepared(key=key, payload=payload, owner=owner)
 
 
-def check_callback(url: str, services: Services) -> None:
+def check_callback(url: str, services: Services, owner: str = PUBLIC_CLIENT) -> None:
     """Refuse callback URLs the webhook sender would refuse too (loopback, private networks),
-    and any callback at all when no signing secret is configured (it could never be sent)."""
-    if not services.settings.webhook_secret:
+    and any callback at all when no signing secret is configured for ``owner`` (the server's,
+    or its desk's own): it could never be sent."""
+    if not services.settings.webhook_secret and owner not in services.api_keys.signing_desks:
         raise ApiProblem(
             422,
             "webhooks_not_configured",
