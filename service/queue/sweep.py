@@ -86,8 +86,14 @@ class SweepingQueue(RedisQueue):
             return []
         swept: list[str] = []
         not_started: set[str] = set()
-        for raw_id, raw_job in id_jobs:
+        for position, (raw_id, raw_job) in enumerate(id_jobs):
             job_id = raw_id.decode()
+            if position and swept:
+                # Giving back the jobs before this one took seconds (each waits on its dead
+                # worker): judge this one by its record as it is now.  By the snapshot, a job
+                # its live worker kept touching looked stale by then, and was aborted and run
+                # again (and its webhook sent twice).
+                raw_job = await self.redis.get(job_id)
             job = self.deserialize(raw_job)
             if job is None:
                 await self._forget(job_id)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 from redis.asyncio import Redis
 
-from service.constants import CANCELED_BY_CLIENT, Keys
+from service.constants import CANCELED_BY_CLIENT, JOB_HEARTBEAT_S, Keys
 from service.errors import QueueFullError
 from service.queue import DrainingQueue, Job, JobPayload, JobQueue, Status, status_of
 from service.schemas import JobStatus
@@ -161,6 +161,49 @@ async def test_a_canceled_job_whose_worker_died_ends_canceled_and_never_runs_aga
     assert await redis.zscore(sweeper.namespace("incomplete"), job.id) is None
     assert await sweep(redis, sweeper) == []
     assert await spare.dequeue(timeout=0.2) is None
+
+
+async def test_a_live_workers_job_is_judged_by_its_record_now_not_by_the_sweeps_snapshot(
+    api: JobQueue, workers: list[DrainingQueue], redis: Redis
+) -> None:
+    """A sweep waits on each dead worker's job in turn (seconds each); a live worker's job
+    listed after them must be judged by its record as it is then.  Judged by the snapshot the
+    sweep began with, a job its worker kept touching looked stale by then: the sweep aborted
+    it, its worker stopped it, and it ran again: the likeliest cause of the six re-runs no kill
+    explained, each with a duplicate webhook, that failed the crash test in CI."""
+    taker, sweeper, _ = workers
+    await submit(api, 7)
+    await submit(api, 8)
+    dead = await start(taker)  # listed first: taken first
+    live = await start(taker)
+    await die(redis, taker, dead)
+    # The live job's last touch, when the sweep begins, is a little inside its heartbeat ...
+    stored = await taker.job(live.key)
+    assert stored is not None
+    stored.touched = int(time.time() * 1000) - (JOB_HEARTBEAT_S - 1) * 1000
+    await redis.set(live.id, taker.serialize(stored))
+
+    async def keep_touching() -> None:  # ... and its worker keeps touching it meanwhile
+        while True:
+            await asyncio.sleep(0.2)
+            await live.update()
+
+    give_back = sweeper._give_back
+
+    async def slowly(job: Job, abort_wait_s: float) -> None:  # a dead worker's job takes time
+        await asyncio.sleep(1.5)
+        await give_back(job, abort_wait_s)
+
+    sweeper._give_back = slowly  # type: ignore[method-assign]
+    toucher = asyncio.create_task(keep_touching())
+    try:
+        await unlock(redis, sweeper)
+        swept = await sweeper.sweep(5, abort=0.2)
+    finally:
+        toucher.cancel()
+    assert swept == [dead.id]
+    after = await api.get(key(8))
+    assert after is not None and after.status == Status.ACTIVE and after.attempts == 1
 
 
 async def test_a_canceled_job_whose_worker_lives_is_left_to_that_worker(
