@@ -27,6 +27,7 @@ overload test and ran those jobs twice.  It no longer does.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -115,6 +116,13 @@ class StoredInput(msgspec.Struct, frozen=True):
 
     text: str = ""
     html: str | None = None
+
+
+def _encode_input(stored: StoredInput) -> str:
+    """JSON with every character escaped, as SAQ writes a job's arguments: text that reaches
+    the queue unchecked (a lone surrogate) is stored as it came, and fails in the worker's
+    pipeline, where a failure is retried, counted and announced, not at enqueue."""
+    return json.dumps({"text": stored.text, "html": stored.html})
 
 
 #: SAQ's enqueue script with the room check inside it: checked first and enqueued after, every
@@ -226,7 +234,7 @@ class JobQueue:
             args=[
                 self.saq.serialize(job),
                 max_depth if max_depth is not None else 2**62,
-                msgspec.json.encode(stored).decode() if has_input else "",
+                _encode_input(stored) if stored is not None and has_input else "",
                 JOB_RECORD_TTL_S,
             ],
         )
@@ -282,7 +290,7 @@ class JobQueue:
     async def stored_input(self, job: Job) -> StoredInput | None:
         """The text or HTML stored beside ``job`` (None once it is gone)."""
         raw = await self.redis.get(self.keys.job_input(job.key, job.queued))
-        return None if raw is None else msgspec.json.decode(raw, type=StoredInput)
+        return None if raw is None else StoredInput(**json.loads(raw))
 
     async def forget_input(self, job: Job) -> None:
         """Drop the stored article of a job that has ended (its TTL would, a week later)."""
