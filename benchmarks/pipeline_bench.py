@@ -70,7 +70,8 @@ from benchmarks import ROOT, SEEDS_DIR, Figures
 from benchmarks.fixed_length import FixedLengthTransformersTranslator, with_fixed_lengths
 from benchmarks.models import RealSizeModels
 from service.nlp.backends import load_engines
-from service.nlp.batching import InferenceScheduler, plan_batches
+from service.nlp.batch_pool import plan_batches
+from service.nlp.batching import InferenceScheduler
 from service.nlp.transformers_engine import TransformersTranslator
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.presets import Preset, PresetRegistry

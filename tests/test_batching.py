@@ -13,7 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.nlp.batching import InferenceScheduler, plan_batches
+from service.nlp.batch_pool import plan_batches
+from service.nlp.batching import InferenceScheduler
 from service.nlp.engine import ForbiddenForms, ModelRef, TokenSequences, collapse_repeats
 from service.text.split import split_long
 

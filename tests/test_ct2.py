@@ -22,7 +22,7 @@ from benchmarks.fixed_length import (
 from service.errors import ConfigError, ModelUnavailableError
 from service.nlp import conversion, ct2
 from service.nlp.backends import load_engines
-from service.nlp.batching import plan_batches
+from service.nlp.batch_pool import plan_batches
 from service.nlp.conversion import (
     DecoderStart,
     convert_model,

@@ -14,7 +14,7 @@ from service.glossary_steps import NBEST, GlossaryRun, merged_names
 from service.nlp.engine import ForbiddenForms
 from service.settings import Settings
 from service.text.glossary import Glossary
-from service.worker import WorkerState
+from service.worker_state import WorkerState
 
 GLOSSARY = Glossary.create(
     name="t",

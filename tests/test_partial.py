@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 import pytest
 from redis.asyncio import Redis
 
+from service.article_translation import LEAD_SENTENCES, lead_length
 from service.constants import PARTIAL_TTL_S, Keys
 from service.nlp.batching import InferenceScheduler
 from service.nlp.engine import ModelRef
-from service.pipeline import LEAD_SENTENCES, ArticleRequest, Pipeline, build_pipeline, lead_length
+from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.schemas import AlignedSentence, Result, TranslatedParagraph
 from service.settings import ROOT, Settings
 from service.store.partial import PartialTranslations

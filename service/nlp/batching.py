@@ -13,86 +13,37 @@ group, the group of the oldest request with work left (urgent requests first, as
 
 Inference runs off the event loop; results and progress are handed back with
 ``loop.call_soon_threadsafe``.  The scheduler drives any ``TranslationEngine`` and needs no torch
-itself.
+itself.  The requests it holds, the choice of the next batch's pool and the cut by token budget
+are ``service.nlp.batch_pool``'s; this module owns the thread and the engine.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from service.nlp.batch_pool import (
+    PendingRequest,
+    ProgressCallback,
+    SentencesCallback,
+    joined,
+    plan_batches,
+    pool_pieces,
+    settle,
+)
 from service.nlp.engine import ForbiddenForms, TokenSequences, TranslationEngine
 from service.nlp.priority import lower_this_thread
 from service.text.split import split_long
 
 log = structlog.get_logger(__name__)
 
-ProgressCallback = Callable[[int], None]
-"""Called (on the event loop) with the number of sentences finished so far."""
-
 #: Forbidden sets whose token sequences are kept, so that an article's set is tokenized once
 #: rather than once per batch; a worker sees few distinct sets at a time.
 _FORBIDDEN_CACHE_SIZE = 256
-
-SentencesCallback = Callable[[list[tuple[int, str]]], None]
-"""Called (on the event loop) with ``(index, translation)`` of the sentences a batch finished,
-so a caller can pass on each part of its request (a paragraph) as soon as it is complete; every
-sentence is reported once, before the request's own result is delivered."""
-
-
-def plan_batches(
-    lengths: Sequence[int], *, token_budget: int, max_sentences: int
-) -> list[list[int]]:
-    """Group item indices into batches whose padded size stays within ``token_budget``.
-
-    Items are taken shortest first; a batch's cost is ``len(batch) x its longest item``, which is
-    what the padded tensor costs.  An item larger than the budget gets a batch of its own.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        longest = lengths[index]  # ascending order: the newcomer is the longest
-        if current and (
-            (len(current) + 1) * longest > token_budget or len(current) >= max_sentences
-        ):
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
-        batches.append(current)
-    return batches
-
-
-@dataclass(eq=False)
-class _Request:
-    """One job's sentences, their pieces, and where to deliver the outcome."""
-
-    sentences: list[str]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[list[str]]
-    on_progress: ProgressCallback | None
-    on_sentences: SentencesCallback | None = None
-    #: A translate-lane request: its pieces fill the next batches before any article's.
-    priority: bool = False
-    #: Spellings none of these sentences may be translated into (a glossary's wrong forms).
-    forbidden: ForbiddenForms | None = None
-    #: ``forbidden`` as target token sequences (set by ``_prepare``); None: nothing forbidden.
-    #: The batching group: only requests with equal sequences share a batch.
-    sequences: TokenSequences | None = None
-    pieces: list[list[str]] = field(default_factory=list)
-    piece_tokens: list[list[int]] = field(default_factory=list)
-    outputs: list[list[str | None]] = field(default_factory=list)
-    remaining: list[int] = field(default_factory=list)
-    done_sentences: int = 0
-    reported: set[int] = field(default_factory=set)
-    prepared: bool = False
 
 
 class InferenceScheduler:
@@ -113,7 +64,7 @@ class InferenceScheduler:
         self.name = name
         self.token_budget = token_budget
         self.max_sentences = max_sentences
-        self._pending: list[_Request] = []
+        self._pending: list[PendingRequest] = []
         #: One-off calls on the engine (n-best lists), run before the next batch.
         self._calls: list[tuple[Callable[[], Any], asyncio.AbstractEventLoop, asyncio.Future[Any]]]
         self._calls = []
@@ -164,7 +115,7 @@ class InferenceScheduler:
             return []
         self.start()
         loop = asyncio.get_running_loop()
-        request = _Request(
+        request = PendingRequest(
             sentences=list(sentences),
             loop=loop,
             future=loop.create_future(),
@@ -227,7 +178,7 @@ class InferenceScheduler:
                         self._resolve(request, error=asyncio.CancelledError())
                     self._pending.clear()
                     for _, loop, future in self._calls:
-                        _deliver(loop, future, error=asyncio.CancelledError())
+                        settle(loop, future, error=asyncio.CancelledError())
                     self._calls.clear()
                     return
                 calls, self._calls = self._calls, []
@@ -236,9 +187,9 @@ class InferenceScheduler:
                 self._pending = list(active)
             for call, loop, future in calls:
                 try:
-                    _deliver(loop, future, result=call())
+                    settle(loop, future, result=call())
                 except Exception as error:  # noqa: BLE001 - handed to the caller
-                    _deliver(loop, future, error=error)
+                    settle(loop, future, error=error)
             if not active:
                 continue
             try:
@@ -252,7 +203,7 @@ class InferenceScheduler:
                 for request in active:
                     self._resolve(request, error=error)
 
-    def _prepare(self, request: _Request) -> None:
+    def _prepare(self, request: PendingRequest) -> None:
         """Split over-long sentences and count tokens, once per request, in this thread."""
         engine = self.engine
 
@@ -287,13 +238,9 @@ class InferenceScheduler:
             self._sequences[forbidden] = sequences
         return sequences or None
 
-    def _step(self, active: list[_Request]) -> None:
-        """Run one batch chosen from the pooled pieces of the active requests.
-
-        The pool is the urgent requests' pieces while there are any, else every request's,
-        narrowed to one forbidden-sequence group: that of the first request (in order of
-        arrival) with pieces left.  With one group this is every active request's pieces.
-        """
+    def _step(self, active: list[PendingRequest]) -> None:
+        """Run one batch chosen from the pooled pieces of the active requests (see
+        ``service.nlp.batch_pool.pool_pieces``)."""
         for request in list(active):
             if not request.prepared:
                 try:
@@ -305,26 +252,7 @@ class InferenceScheduler:
                             self._pending.remove(request)
                     active.remove(request)
                     self._resolve(request, error=error)
-        pool: list[tuple[_Request, int, int]] = []
-        lengths: list[int] = []
-        urgent = [r for r in active if r.priority and r.done_sentences < len(r.sentences)]
-        group: TokenSequences | None = None
-        for request in urgent or active:
-            waiting = [
-                (s_index, p_index)
-                for s_index, outputs in enumerate(request.outputs)
-                for p_index, output in enumerate(outputs)
-                if output is None
-            ]
-            if not waiting:
-                continue
-            if not pool:
-                group = request.sequences
-            elif request.sequences != group:
-                continue
-            for s_index, p_index in waiting:
-                pool.append((request, s_index, p_index))
-                lengths.append(request.piece_tokens[s_index][p_index])
+        pool, lengths, group = pool_pieces(active)
         if not pool:
             for request in active:
                 self._finish(request)
@@ -338,7 +266,7 @@ class InferenceScheduler:
         else:
             translated = self.engine.translate_batch(texts, group)
         self.batches_run += 1
-        touched: dict[_Request, list[int]] = {}
+        touched: dict[PendingRequest, list[int]] = {}
         for i, text in zip(batch, translated, strict=True):
             request, s_index, p_index = pool[i]
             request.outputs[s_index][p_index] = text
@@ -355,16 +283,16 @@ class InferenceScheduler:
                 request.loop.call_soon_threadsafe(request.on_progress, request.done_sentences)
 
     @staticmethod
-    def _report(request: _Request, finished: Sequence[int]) -> None:
+    def _report(request: PendingRequest, finished: Sequence[int]) -> None:
         """Hand the sentences just finished to the request's ``on_sentences``, in order."""
         fresh = sorted(i for i in finished if i not in request.reported)
         if request.on_sentences is None or not fresh:
             return
         request.reported.update(fresh)
-        pairs = [(i, _joined(request.outputs[i])) for i in fresh]
+        pairs = [(i, joined(request.outputs[i])) for i in fresh]
         request.loop.call_soon_threadsafe(request.on_sentences, pairs)
 
-    def _finish(self, request: _Request) -> None:
+    def _finish(self, request: PendingRequest) -> None:
         with self._condition:
             if request in self._pending:
                 self._pending.remove(request)
@@ -372,45 +300,13 @@ class InferenceScheduler:
         self._report(request, range(len(request.outputs)))
         if request.on_progress is not None:
             request.loop.call_soon_threadsafe(request.on_progress, len(request.sentences))
-        self._resolve(request, result=[_joined(outputs) for outputs in request.outputs])
+        self._resolve(request, result=[joined(outputs) for outputs in request.outputs])
 
     @staticmethod
     def _resolve(
-        request: _Request, *, result: list[str] | None = None, error: BaseException | None = None
+        request: PendingRequest,
+        *,
+        result: list[str] | None = None,
+        error: BaseException | None = None,
     ) -> None:
-        def deliver() -> None:
-            if request.future.done():
-                return
-            if error is not None:
-                request.future.set_exception(error)
-            else:
-                request.future.set_result(result or [])
-
-        with contextlib.suppress(RuntimeError):  # the job's loop may be gone at shutdown
-            request.loop.call_soon_threadsafe(deliver)
-
-
-def _joined(pieces: Sequence[str | None]) -> str:
-    """One sentence's translation from its pieces' (an over-long sentence was split)."""
-    return " ".join(p for p in pieces if p)
-
-
-def _deliver(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[Any],
-    *,
-    result: Any = None,
-    error: BaseException | None = None,
-) -> None:
-    """Settle ``future`` on its own loop (from the inference thread)."""
-
-    def settle() -> None:
-        if future.done():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
-    with contextlib.suppress(RuntimeError):  # the caller's loop may be gone at shutdown
-        loop.call_soon_threadsafe(settle)
+        settle(request.loop, request.future, result=result or [], error=error)
