@@ -28,7 +28,7 @@ import structlog
 from redis.asyncio import Redis
 
 from service.constants import DELIVER_TASK, Keys
-from service.queue import DrainingWorker, make_worker
+from service.queue import DrainingWorker, make_helper_worker
 from service.settings import Settings
 from service.webhooks.delivery import Delivery
 
@@ -82,21 +82,16 @@ def build_delivery_worker(
     """A worker on the delivery queue; its start-up waits for ``state``, the article worker's
     (the HTTP client with its SSRF guard, the notifier and its signers)."""
 
-    async def startup(ctx: Any) -> None:
-        ctx["state"] = await asyncio.shield(state)
+    def prepare(ctx: Any) -> None:
         ctx["hosts"] = HostSlots(settings.webhook_host_concurrency)
         log.info("webhook deliveries ready", concurrency=settings.delivery_concurrency)
 
-    async def nothing(ctx: Any) -> None:
-        return None
-
-    return make_worker(
+    return make_helper_worker(
         redis,
         Keys(settings.key_prefix).delivery_queue_name,
+        state,
         functions=[(DELIVER_TASK, deliver)],
         concurrency=settings.delivery_concurrency,
-        startup=startup,
-        shutdown=nothing,
-        after_process=nothing,
         shutdown_grace_s=settings.shutdown_grace_s,
+        prepare=prepare,
     )

@@ -35,7 +35,13 @@ from service.errors import GlossaryNotFoundError
 from service.glossary_steps import GlossaryRun
 from service.intake import job_error
 from service.nlp.engine import ForbiddenForms
-from service.queue import DrainingWorker, LaneGlossary, LaneOutcome, TranslatePayload, make_worker
+from service.queue import (
+    DrainingWorker,
+    LaneGlossary,
+    LaneOutcome,
+    TranslatePayload,
+    make_helper_worker,
+)
 from service.settings import Settings
 from service.sources.markup import sentence_translator, translate_html
 from service.store.glossaries import GlossaryStore
@@ -46,7 +52,7 @@ from service.text.segment import join_sentences, split_sentences
 
 log = structlog.get_logger(__name__)
 
-#: What a Redis outage raises (as in ``service.worker``).
+#: What a Redis outage raises (as in ``service.worker_state``).
 REDIS_DOWN = (OSError, RedisConnectionError, RedisTimeoutError)
 #: Glossaries one lane worker keeps loaded.  A lane request is often one sentence (tens of
 #: milliseconds of work), while loading a 10,000-entry glossary costs about 0.2 s to parse and
@@ -260,22 +266,17 @@ def build_lane_worker(
     """A worker on the lane's queue; its start-up waits for ``state``, the article worker's
     loaded models, so one process loads them once."""
 
-    async def startup(ctx: Any) -> None:
-        ready = await asyncio.shield(state)
-        ctx["state"] = ready
+    def prepare(ctx: Any) -> None:
+        ready = ctx["state"]
         ctx["glossaries"] = LaneGlossaries(ready.glossaries, ready.default_glossary)
         log.info("translate lane ready", concurrency=settings.translate_concurrency)
 
-    async def nothing(ctx: Any) -> None:
-        return None
-
-    return make_worker(
+    return make_helper_worker(
         redis,
         Keys(settings.key_prefix).translate_queue_name,
+        state,
         functions=[(TRANSLATE_TASK, translate_texts)],
         concurrency=settings.translate_concurrency,
-        startup=startup,
-        shutdown=nothing,
-        after_process=nothing,
         shutdown_grace_s=settings.shutdown_grace_s,
+        prepare=prepare,
     )

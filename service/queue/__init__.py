@@ -4,8 +4,8 @@
   webhook delivery jobs;
 - ``lane``: the translate lane's queue: translate-only jobs the API enqueues and waits for;
 - ``views``: SAQ's job records shown as the API's job views;
-- ``draining``: the worker's queue, which hands jobs back while shutting down, the worker, and
-  running it with its helper workers (the translate lane, the deliveries).
+- ``draining``: the worker's queue, which hands jobs back while shutting down, the worker, its
+  helper workers (the translate lane, the deliveries), and running them together.
 
 ``Job`` and ``Status`` are re-exported for the worker's hooks and the tests; nothing outside
 this package imports SAQ (an import-linter contract keeps it so).
@@ -15,6 +15,7 @@ from service.queue.draining import (
     DrainingQueue,
     DrainingWorker,
     TaskContext,
+    make_helper_worker,
     make_worker,
     run_beside,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "TranslateQueue",
     "finished_view",
     "job_links",
+    "make_helper_worker",
     "make_worker",
     "run_beside",
     "status_of",

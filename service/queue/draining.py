@@ -22,7 +22,14 @@ from service.constants import (
 from service.queue.jobs import Status
 from service.queue.sweep import SweepingQueue
 
-__all__ = ["DrainingQueue", "DrainingWorker", "TaskContext", "make_worker", "run_beside"]
+__all__ = [
+    "DrainingQueue",
+    "DrainingWorker",
+    "TaskContext",
+    "make_helper_worker",
+    "make_worker",
+    "run_beside",
+]
 
 #: The context SAQ hands every task and hook (``job`` and what start-up put there).
 TaskContext = Context
@@ -232,4 +239,38 @@ def make_worker(
         dequeue_timeout=1.0,
         shutdown_grace_period_s=shutdown_grace_s,
         cancellation_hard_deadline_s=5.0,
+    )
+
+
+def make_helper_worker(
+    redis: Redis,
+    queue_name: str,
+    state: asyncio.Future[Any],
+    *,
+    functions: Sequence[tuple[str, Callable[..., Awaitable[Any]]]],
+    concurrency: int,
+    shutdown_grace_s: float,
+    prepare: Callable[[Any], None],
+) -> DrainingWorker:
+    """A helper worker for :func:`run_beside` (the translate lane, the deliveries) on a queue of
+    its own: its start-up waits for ``state``, the main worker's, puts it in the context as
+    ``state`` and lets ``prepare`` add its own; it has nothing to do after a job or at shutdown
+    (the main worker owns and closes the shared state)."""
+
+    async def startup(ctx: Any) -> None:
+        ctx["state"] = await asyncio.shield(state)
+        prepare(ctx)
+
+    async def nothing(ctx: Any) -> None:
+        return None
+
+    return make_worker(
+        redis,
+        queue_name,
+        functions=functions,
+        concurrency=concurrency,
+        startup=startup,
+        shutdown=nothing,
+        after_process=nothing,
+        shutdown_grace_s=shutdown_grace_s,
     )
