@@ -16,15 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from litestar import Request, Response, Router, get, post
 
 from service.api.deps import ServicesDep
 from service.api.keys import Caller, presented_key
-from service.api.problems import problem_for
 from service.api.services import Services
 from service.api.translate_lane import (
     Params,
+    dialect_error,
     foreign_language,
     identify,
     lane_glossary,
@@ -38,8 +37,6 @@ from service.store.usage import CharacterUsage
 
 __all__ = ["router"]
 
-log = structlog.get_logger(__name__)
-
 TARGETS = ("EN", "EN-GB", "EN-US")
 #: Status DeepL answers when the key's character quota is spent.
 QUOTA_EXCEEDED = 456
@@ -51,12 +48,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def deepl_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Any failure on these routes, in DeepL's ``{"message": ...}`` shape."""
-    problem = problem_for(exc)
-    message = problem.detail
-    if problem.status >= 500 and problem.status != 503:
-        log.error("translation failed", path=request.url.path, error=repr(exc))
-        message = "Internal error"
-    return Response({"message": message}, status_code=problem.status, headers=dict(problem.headers))
+    return dialect_error(request, exc, field="message", internal="Internal error")
 
 
 async def _admit(request: Request[Any, Any, Any], services: Services, params: Params) -> Caller:

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import structlog
 from litestar import Request, Response, Router, get, post
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from service.api.deps import ServicesDep
 from service.api.keys import Caller
-from service.api.problems import problem_for
 from service.api.translate_lane import (
     Params,
+    dialect_error,
     foreign_language,
     identify,
     lane_glossary,
@@ -38,8 +37,6 @@ from service.errors import ApiProblem
 from service.text.language import rank_languages
 
 __all__ = ["CORS_HEADERS", "LibreCorsMiddleware", "router"]
-
-log = structlog.get_logger(__name__)
 
 NAMES = {"de": "German", "en": "English"}
 #: LibreTranslate's CORS answer, on every response of its routes.
@@ -60,12 +57,9 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 
 def libre_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Any failure on these routes, in LibreTranslate's ``{"error": ...}`` shape."""
-    problem = problem_for(exc)
-    message = problem.detail
-    if problem.status >= 500 and problem.status != 503:
-        log.error("translation failed", path=request.url.path, error=repr(exc))
-        message = "Cannot translate text: the translation failed"
-    return Response({"error": message}, status_code=problem.status, headers=dict(problem.headers))
+    return dialect_error(
+        request, exc, field="error", internal="Cannot translate text: the translation failed"
+    )
 
 
 async def _params(request: Request[Any, Any, Any]) -> Params:

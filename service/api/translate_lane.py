@@ -1,5 +1,5 @@
 """What the LibreTranslate and DeepL dialects share: parameters from any body, the caller's
-key, and the translate lane they wait on.
+key, the translate lane they wait on, and how a failure is answered.
 
 Both dialects' clients send parameters every way HTTP allows: JSON bodies, form-encoded and
 multipart bodies, query strings, and (DeepL's official client, for ``/v2/languages``) a form
@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Request
+import structlog
+from litestar import Request, Response
 
 from service.api.auth import identify_limited
 from service.api.glossary_use import GlossaryChoice, choose_glossary, owner_of
 from service.api.keys import PUBLIC_CLIENT, Caller
+from service.api.problems import problem_for
 from service.api.request import decode_json_object
 from service.api.services import Services
 from service.api.submission import current_models
@@ -33,6 +35,7 @@ from service.text.language import MIN_LETTERS, detect_language
 
 __all__ = [
     "Params",
+    "dialect_error",
     "foreign_language",
     "identify",
     "lane_glossary",
@@ -40,6 +43,8 @@ __all__ = [
     "read_params",
     "requested_glossary_id",
 ]
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,3 +178,17 @@ def foreign_language(texts: Sequence[str]) -> str | None:
         return None
     language = detect_language(texts).language
     return None if language in ("de", "und") else language
+
+
+def dialect_error(
+    request: Request[Any, Any, Any], exc: Exception, *, field: str, internal: str
+) -> Response[dict[str, Any]]:
+    """Any failure on a dialect's routes as ``{field: message}``, with the problem's status and
+    headers; an internal failure (a 5xx other than 503) is logged and answered with ``internal``
+    instead of its detail."""
+    problem = problem_for(exc)
+    message = problem.detail
+    if problem.status >= 500 and problem.status != 503:
+        log.error("translation failed", path=request.url.path, error=repr(exc))
+        message = internal
+    return Response({field: message}, status_code=problem.status, headers=dict(problem.headers))
