@@ -10,6 +10,7 @@ Which paragraphs are complete as translations arrive, and what a listener is tol
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,12 +30,13 @@ from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
 from service.nlp.engine import Engines, ForbiddenForms, SummaryEngine
 from service.nlp.priority import lower_this_thread
-from service.nlp.summarize import summarize
-from service.presets import PresetRegistry
+from service.nlp.summarize import SummaryOutcome, summarize
+from service.presets import Preset, PresetRegistry
 from service.schemas import ModelInfo, Result
 from service.settings import Settings
 from service.summary_check import summarize_checked
 from service.text.glossary import Glossary
+from service.text.glossary_report import GlossaryReport
 from service.text.language import detect_language
 from service.text.segment import join_sentences, split_sentences
 
@@ -180,18 +182,32 @@ class Pipeline:
         mark = time.perf_counter()
         progress("summarize", 0, 1)
         loop = asyncio.get_running_loop()
+        glossary_reports: list[tuple[SummaryOutcome, GlossaryReport]] = []
+
+        async def summarize_repaired(attempt: Preset) -> SummaryOutcome:
+            """One summary, its German name forms already replaced by the glossary's English
+            ones: the fact checks must judge (and point into) the text the result returns."""
+            outcome = await loop.run_in_executor(
+                self._summary_executor, summarize, self.summarizer, english, attempt
+            )
+            if glossary is None:
+                return outcome
+            text, report = glossary.finish(outcome.text, reports)
+            repaired = dataclasses.replace(outcome, text=text)
+            glossary_reports.append((repaired, report))
+            return repaired
+
         checked = await summarize_checked(
-            lambda p: loop.run_in_executor(
-                self._summary_executor, summarize, self.summarizer, english, p
-            ),
+            summarize_repaired,
             english,
             german,
             preset,
             names=merged_names(request.names, glossary),
         )
         outcome = checked.outcome
-        summary, glossary_report = (
-            glossary.finish(outcome.text, reports) if glossary else (outcome.text, None)
+        summary = outcome.text
+        glossary_report = next(
+            (report for made, report in glossary_reports if made is outcome), None
         )
         progress("summarize", 1, 1)
         timings["summarize_ms"] = _elapsed_ms(mark)

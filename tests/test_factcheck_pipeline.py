@@ -9,17 +9,20 @@ than by the checker's own matching.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from service.nlp.batching import InferenceScheduler
+from service.nlp.engine import ForbiddenForms, Generation, ModelRef, TokenSequences
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.presets import PresetRegistry
 from service.schemas import FactCheck, Result
-from service.settings import Settings
+from service.settings import ROOT, Settings
 from service.summary_check import retry_preset
+from service.text.glossary import Glossary
 
 SEEDS = sorted(p.name for p in (Path(__file__).parent.parent / "seeds").glob("*.txt"))[:2]
 
@@ -116,3 +119,78 @@ def test_retry_decodes_differently() -> None:
         assert retry.generation.no_repeat_ngram_size == 2
         assert retry.generation != preset.generation
         assert (retry.instruction, retry.layout) == (preset.instruction, preset.layout)
+
+
+# --- the glossary's summary repair, then the checks ---------------------------------------------
+
+
+class FixedTranslator:
+    """A stand-in translation model: every sentence comes out as ``english`` (the article here
+    is one sentence), so the test knows the translation the summary is checked against."""
+
+    ref = ModelRef("fixed-translation", "1", "test", "none")
+    max_source_tokens = 64
+
+    def __init__(self, english: str) -> None:
+        self.english = english
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(text.split()) + 1 for text in texts]
+
+    def translate_batch(
+        self, texts: Sequence[str], forbidden: TokenSequences = frozenset()
+    ) -> list[str]:
+        return [self.english for _ in texts]
+
+    def translate_nbest(
+        self, texts: Sequence[str], n: int, forbidden: TokenSequences = frozenset()
+    ) -> list[list[str]]:
+        return [[self.english] * n for _ in texts]
+
+    def forbidden_sequences(self, forbidden: ForbiddenForms) -> TokenSequences:
+        return frozenset(tuple(ord(c) for c in form) for form in forbidden.forms)
+
+
+class FixedSummarizer:
+    """A stand-in summarization model that writes ``summary`` whatever it is given."""
+
+    ref = ModelRef("fixed-summary", "1", "test", "none")
+    max_input_tokens = 512
+    follows_instructions = False
+
+    def __init__(self, summary: str) -> None:
+        self.summary = summary
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(text.split()) + 1 for text in texts]
+
+    def summarize_batch(self, texts: Sequence[str], generation: Generation) -> list[str]:
+        return [self.summary for _ in texts]
+
+
+async def test_the_checks_judge_the_summary_the_glossary_repaired() -> None:
+    """A summarizer that writes a German form the glossary replaces (``Kyjiw`` -> ``Kyiv``): the
+    checks are made on the returned summary, so every span points at its own text there and the
+    place the translation names is supported, not flagged under its German spelling."""
+    terms = Glossary.create(
+        name="t", source_lang="DE", target_lang="EN", entries="Lawrow\tLavrov\nKyjiw\tKyiv"
+    )
+    german = "Lawrow sprach am 22. Januar in Kyjiw mit Reportern."
+    english = "Lavrov spoke to reporters in Kyiv on 22 January."
+    pipeline = Pipeline(
+        InferenceScheduler(FixedTranslator(english), token_budget=256, max_sentences=8),
+        FixedSummarizer("Lawrow spoke in Kyjiw on 22 January."),
+        PresetRegistry.from_directory(ROOT / "prompts"),
+    )
+    try:
+        result = await pipeline.run(ArticleRequest(text=german, glossary=terms))
+    finally:
+        pipeline.close()
+    assert result.summary == "Lavrov spoke in Kyiv on 22 January."
+    assert result.checks
+    for check in result.checks:
+        assert result.summary[check.start : check.end] == check.text
+    assert {check.text for check in result.checks} >= {"Lavrov", "Kyiv"}
+    assert result.summary_flags == []
+    assert result.glossary is not None
+    assert {term.source for term in result.glossary.summary_replaced} == {"Lawrow", "Kyjiw"}

@@ -53,7 +53,8 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 
 
 def static_files() -> Router:
-    """``/static/...``: the vendored front-end files, cached by browsers for a day."""
+    """``/static/...``: the vendored front-end files, without a Cache-Control header: the page
+    names them with its version, so an upgrade is fetched anew."""
     return create_static_files_router(
         path="/static",
         directories=[STATIC_DIR],

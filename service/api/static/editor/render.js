@@ -184,7 +184,8 @@ export function renderDetails(list, result) {
     add(`Model (${role})`, `${model.id} @ ${model.revision} (${model.backend}, ${model.compute_type})`);
   }
   for (const [stage, ms] of Object.entries(result.timings_ms || {})) {
-    add(`Time: ${stage}`, `${(ms / 1000).toFixed(2)} s`);
+    // "translate_ms" -> "Time: translate": the value is shown in seconds.
+    add(`Time: ${stage.replace(/_ms$/, "")}`, `${(ms / 1000).toFixed(2)} s`);
   }
 }
 
