@@ -7,6 +7,7 @@ import io
 import shutil
 import sys
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import pytest
 import redis
@@ -19,6 +20,36 @@ from service.settings import Settings
 needs_redis_server = pytest.mark.skipif(
     shutil.which("redis-server") is None, reason="redis-server is not installed"
 )
+
+
+class Server(Protocol):
+    url: str
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Server)
+
+
+def written_and_stopped(server: S) -> S:
+    """``server`` after a key was written to it and it was stopped (as Ctrl-C stops it)."""
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.set("kurz-test:kept", "yes")
+        client.close()
+    finally:
+        server.stop()
+    return server
+
+
+def assert_kept(server: Server) -> None:
+    """The key ``written_and_stopped`` wrote is there in ``server``, which is then stopped."""
+    try:
+        client = redis.Redis.from_url(server.url)
+        assert client.get("kurz-test:kept") == b"yes"
+        client.close()
+    finally:
+        server.stop()
 
 
 def test_without_redis_server_the_message_names_both_ways_out(
@@ -36,21 +67,9 @@ def test_without_redis_server_the_message_names_both_ways_out(
 @needs_redis_server
 def test_redis_server_keeps_its_data_across_restarts(tmp_path: Path) -> None:
     """What a developer's stack wrote is still there after Ctrl-C and the next `make run`."""
-    server = start_redis_server(tmp_path / "var", free_port())
-    try:
-        client = redis.Redis.from_url(server.url)
-        client.set("kurz-test:kept", "yes")
-        client.close()
-    finally:
-        server.stop()
+    server = written_and_stopped(start_redis_server(tmp_path / "var", free_port()))
     assert server.process.returncode == 0  # SIGTERM: saved and exited cleanly
-    again = start_redis_server(tmp_path / "var", free_port())
-    try:
-        client = redis.Redis.from_url(again.url)
-        assert client.get("kurz-test:kept") == b"yes"
-        client.close()
-    finally:
-        again.stop()
+    assert_kept(start_redis_server(tmp_path / "var", free_port()))
 
 
 @needs_redis_server
@@ -92,18 +111,7 @@ def test_embedded_redis_saves_stops_and_leaves_no_run_directory(tmp_path: Path) 
     gone when ``stop`` returns, and its socket and configuration directory are removed."""
     server = EmbeddedRedis(tmp_path / "var")
     run_dir = Path(server._server.redis_dir)
-    try:
-        client = redis.Redis.from_url(server.url)
-        client.set("kurz-test:kept", "yes")
-        client.close()
-    finally:
-        server.stop()
+    written_and_stopped(server)
     assert not process_alive(server.pid)
     assert not run_dir.exists()
-    again = EmbeddedRedis(tmp_path / "var")
-    try:
-        client = redis.Redis.from_url(again.url)
-        assert client.get("kurz-test:kept") == b"yes"
-        client.close()
-    finally:
-        again.stop()
+    assert_kept(EmbeddedRedis(tmp_path / "var"))
