@@ -166,6 +166,24 @@ def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
     raise TimeoutError(f"{base_url} not ready after {timeout_s} s: {last}")
 
 
+def wait_until_live(base_url: str, process: ServiceProcess, timeout_s: float = 60.0) -> None:
+    """Poll /health/live until the API process answers (it needs no worker for that); one that
+    exits or never answers is reported with its output."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.process.poll() is not None:
+            raise RuntimeError(
+                f"the API exited with {process.process.returncode}: {process.output()}"
+            )
+        try:
+            if httpx.get(f"{base_url}/health/live", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{base_url} not live after {timeout_s} s: {process.output()[-3000:]}")
+
+
 @dataclass(frozen=True)
 class ServiceStack:
     """A running private Redis, one API process and one worker (see :func:`service_stack`)."""

@@ -33,14 +33,17 @@ async def client(make_settings: Callable[..., Settings], serve_app: AppServer) -
 async def test_polling_a_job_is_counted_apart_from_submissions(
     client: httpx.AsyncClient,
 ) -> None:
-    """A client may poll its job far more often than it may submit: twenty polls pass with a
-    submission limit of three, and the submissions are still limited."""
+    """A client may poll its job (and its webhook deliveries) far more often than it may
+    submit: twenty reads pass with a submission limit of three, and the submissions are still
+    limited."""
     submitted = await client.post("/summarize", json={"text": ARTICLE})
     assert submitted.status_code == 202, submitted.text
     job = submitted.json()["id"]
-    for _ in range(20):
+    for _ in range(10):
         polled = await client.get(f"/jobs/{job}")
         assert polled.status_code == 200, polled.text
+        deliveries = await client.get(f"/jobs/{job}/deliveries")
+        assert deliveries.status_code == 200, deliveries.text
     answers = [
         (await client.post("/summarize", json={"text": f"{ARTICLE} Nummer {n}."})).status_code
         for n in range(SUBMITS_PER_MINUTE)
