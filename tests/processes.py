@@ -166,12 +166,14 @@ def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
     raise TimeoutError(f"{base_url} not ready after {timeout_s} s: {last}")
 
 
-def wait_until_live(base_url: str, process: ServiceProcess, timeout_s: float = 60.0) -> None:
+def wait_until_live(
+    base_url: str, process: ServiceProcess | None = None, timeout_s: float = 60.0
+) -> None:
     """Poll /health/live until the API process answers (it needs no worker for that); one that
     exits or never answers is reported with its output."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if process.process.poll() is not None:
+        if process is not None and process.process.poll() is not None:
             raise RuntimeError(
                 f"the API exited with {process.process.returncode}: {process.output()}"
             )
@@ -181,7 +183,8 @@ def wait_until_live(base_url: str, process: ServiceProcess, timeout_s: float = 6
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"{base_url} not live after {timeout_s} s: {process.output()[-3000:]}")
+    output = process.output()[-3000:] if process is not None else ""
+    raise TimeoutError(f"{base_url} not live after {timeout_s} s: {output}")
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from tests.processes import (
     ServiceProcess,
     free_port,
     service_env,
+    wait_until_live,
     wait_until_ready,
 )
 from tests.receivers import ThreadedReceiver
@@ -197,15 +198,7 @@ class Stack:
 
     def wait_api(self, url: str, timeout_s: float = 60) -> None:
         """Wait for an API process to answer (liveness: it needs no worker)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"API at {url} did not come up")
+        wait_until_live(url, timeout_s=timeout_s)
 
     def wait_ready(self, timeout_s: float = 120) -> None:
         wait_until_ready(self.base_url, timeout_s)
