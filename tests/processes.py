@@ -152,39 +152,38 @@ def running(*processes: ServiceProcess) -> Iterator[None]:
 
 def wait_until_ready(base_url: str, timeout_s: float = 120.0) -> None:
     """Poll /health/ready until the API says a worker with models is there."""
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            response = httpx.get(f"{base_url}/health/ready", timeout=2)
-            if response.status_code == 200:
-                return
-            last = response.text
-        except httpx.HTTPError as error:
-            last = repr(error)
-        time.sleep(0.25)
-    raise TimeoutError(f"{base_url} not ready after {timeout_s} s: {last}")
+    _wait_for(base_url, "ready", timeout_s)
 
 
 def wait_until_live(
     base_url: str, process: ServiceProcess | None = None, timeout_s: float = 60.0
 ) -> None:
-    """Poll /health/live until the API process answers (it needs no worker for that); one that
-    exits or never answers is reported with its output."""
+    """Poll /health/live until the API process answers (it needs no worker for that)."""
+    _wait_for(base_url, "live", timeout_s, process)
+
+
+def _wait_for(
+    base_url: str, state: str, timeout_s: float, process: ServiceProcess | None = None
+) -> None:
+    """Poll ``/health/<state>`` until it answers 200; a ``process`` that exits first, or an
+    API that never answers, is reported with the last answer and the process's output."""
     deadline = time.monotonic() + timeout_s
+    last = ""
     while time.monotonic() < deadline:
         if process is not None and process.process.poll() is not None:
             raise RuntimeError(
                 f"the API exited with {process.process.returncode}: {process.output()}"
             )
         try:
-            if httpx.get(f"{base_url}/health/live", timeout=2).status_code == 200:
+            response = httpx.get(f"{base_url}/health/{state}", timeout=2)
+            if response.status_code == 200:
                 return
-        except httpx.HTTPError:
-            pass
+            last = response.text
+        except httpx.HTTPError as error:
+            last = repr(error)
         time.sleep(0.2)
     output = process.output()[-3000:] if process is not None else ""
-    raise TimeoutError(f"{base_url} not live after {timeout_s} s: {output}")
+    raise TimeoutError(f"{base_url} not {state} after {timeout_s} s: {last}\n{output}")
 
 
 @dataclass(frozen=True)

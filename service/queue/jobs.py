@@ -222,7 +222,11 @@ class JobQueue:
         job.queue = self.saq
         job.queued = int(time.time() * 1000)
         job.status = Status.QUEUED
-        has_input = stored is not None and (stored.text or stored.html is not None)
+        encoded = (
+            _encode_input(stored)
+            if stored is not None and (stored.text or stored.html is not None)
+            else ""
+        )
         outcome = await self._enqueue_if_room(
             keys=[
                 self.saq.namespace("incomplete"),
@@ -234,7 +238,7 @@ class JobQueue:
             args=[
                 self.saq.serialize(job),
                 max_depth if max_depth is not None else 2**62,
-                _encode_input(stored) if stored is not None and has_input else "",
+                encoded,
                 JOB_RECORD_TTL_S,
             ],
         )
