@@ -20,7 +20,7 @@ from benchmarks.fixed_length import (
     FixedLengthTransformersTranslator,
 )
 from service.errors import ConfigError, ModelUnavailableError
-from service.nlp import conversion, ct2
+from service.nlp import conversion, converter, ct2
 from service.nlp.backends import load_engines
 from service.nlp.batch_pool import plan_batches
 from service.nlp.conversion import (
@@ -394,7 +394,7 @@ def test_converted_copy_is_reused_on_the_next_start(
     def no_conversion(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(conversion._Converter, "convert", no_conversion)
+    monkeypatch.setattr(converter.CheckedConverter, "convert", no_conversion)
     second = _ct2_model(tiny_models_dir / "translation", tmp_path, "int8")
     assert second.directory == first.directory
     assert model_bin.stat().st_mtime_ns == stamp
@@ -436,14 +436,14 @@ def test_two_workers_starting_together_convert_once(
 ) -> None:
     """Workers that start at the same moment share one conversion and both load it."""
     conversions = 0
-    real = conversion._Converter.convert
+    real = converter.CheckedConverter.convert
 
     def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal conversions
         conversions += 1
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(conversion._Converter, "convert", counting)
+    monkeypatch.setattr(converter.CheckedConverter, "convert", counting)
     source = tiny_models_dir / "summarization"
     _, revision = resolve_model_dir(str(source))
     results: list[Path] = []

@@ -5,5 +5,6 @@
 ``backends.load_engines`` picks one from the settings; ``loading`` and ``device`` find models and
 place them; ``batching`` (the inference scheduler) and ``summarize`` (the map-reduce) drive any
 engine and need no torch.  Outside ``service.dev``, the modules here are the only ones in
-``service`` that import torch.
+``service`` that import torch, and only ``transformers_engine`` and ``converter`` do so when they
+are imported: a ctranslate2 worker whose models are converted already never loads torch.
 """

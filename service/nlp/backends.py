@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 def load_engines(settings: Settings) -> Engines:
     """Load both models under the configured backend; fails with ``ModelUnavailableError``."""
     threads = configure_threads(settings)
-    device = resolve_device(settings.device)
+    device = resolve_device(settings.device, settings.backend)
     if settings.backend == "ctranslate2":
         from service.nlp.ct2 import load_ct2_engines
 

@@ -11,6 +11,11 @@ from an old copy).  A worker converts into a staging directory and renames it in
 a file lock, so two workers starting together convert once and neither ever loads a
 half-written copy.
 
+Only making a copy needs torch (the converter reads the source model through transformers'
+model classes, ``service.nlp.converter``); finding and reusing a copy does not, so this module
+imports the converter when it converts and a worker started on converted models never loads
+torch.
+
 Decoder start
     transformers starts Marian's decoder from ``<pad>``; ctranslate2's Marian converter drops
     ``<pad>`` from the vocabulary and writes ``decoder_start_token: "</s>"`` into the converted
@@ -37,11 +42,10 @@ from typing import Any
 
 import ctranslate2
 import structlog
-import torch
-from ctranslate2.converters import TransformersConverter
 
 from service.errors import ConfigError, ModelUnavailableError
-from service.nlp.loading import exclusive_lock, quiet_tokenizer
+from service.nlp.device import DeviceLike
+from service.nlp.loading import exclusive_lock
 
 __all__ = [
     "COMPUTE_TYPES",
@@ -72,7 +76,7 @@ _MAX_NAME_ID_CHARS = 80
 # --- compute type and cache key -----------------------------------------------------------------
 
 
-def resolve_compute_type(requested: str, device: torch.device) -> str:
+def resolve_compute_type(requested: str, device: DeviceLike) -> str:
     """``auto`` is int8 on a CPU and float16 on CUDA; explicit values are honoured.
 
     float16 on a CPU is refused at start-up (ctranslate2 has no efficient float16 CPU kernels and
@@ -144,66 +148,6 @@ def decide_decoder_start(start: DecoderStart, vocabulary: Collection[str]) -> st
     )
 
 
-class _Converter(TransformersConverter):  # type: ignore[misc]  # ctranslate2 has no type stubs
-    """``TransformersConverter`` that also records how the source model starts decoding.
-
-    It keeps the loaded source model just long enough to compare its decoder start with the
-    converted specification's, and fills in config attributes that ctranslate2's BART loader
-    reads but transformers 5 no longer defines.
-    """
-
-    def __init__(self, source_dir: Path) -> None:
-        super().__init__(str(source_dir))
-        self._model: Any = None
-        self._tokenizer: Any = None
-        self.decoder_start: DecoderStart | None = None
-
-    def load_model(self, model_class: Any, model_name_or_path: str, **kwargs: Any) -> Any:
-        model = super().load_model(model_class, model_name_or_path, **kwargs)
-        config = model.config
-        if config.model_type == "bart":
-            # BART is post-norm with a layer norm after the embeddings; transformers 5 dropped
-            # these two flags from BartConfig, but ctranslate2 4.x still reads them.
-            for name, value in (("normalize_before", False), ("normalize_embedding", True)):
-                if not hasattr(config, name):
-                    setattr(config, name, value)
-        self._model = model
-        return model
-
-    def load_tokenizer(self, tokenizer_class: Any, model_name_or_path: str, **kwargs: Any) -> Any:
-        self._tokenizer = quiet_tokenizer(tokenizer_class, model_name_or_path, **kwargs)
-        return self._tokenizer
-
-    def _load(self) -> Any:
-        # ``Converter._load`` is the documented hook for subclasses; the specification is only
-        # reachable here, before it is quantized and saved.
-        spec = super()._load()
-        try:
-            self.decoder_start = _decoder_start(spec, self._model, self._tokenizer)
-        finally:
-            self._model = self._tokenizer = None  # the float32 source model is not needed after
-        return spec
-
-
-def _decoder_start(spec: Any, model: Any, tokenizer: Any) -> DecoderStart:
-    """Compare the converted specification's decoder start with the source model's."""
-    start_id = model.config.decoder_start_token_id
-    if start_id is None:
-        start_id = model.generation_config.decoder_start_token_id
-    expected = str(tokenizer.convert_ids_to_tokens(int(start_id)))
-    decoder = model.get_decoder()
-    embeddings = getattr(decoder, "embed_tokens", None)
-    row_is_zero = False
-    if embeddings is not None and int(start_id) < embeddings.weight.shape[0]:
-        row_is_zero = bool(torch.count_nonzero(embeddings.weight[int(start_id)]) == 0)
-    return DecoderStart(
-        expected=expected,
-        configured=str(spec.config.decoder_start_token),
-        zero_embedding=bool(getattr(spec.decoder, "start_from_zero_embedding", False)),
-        expected_row_is_zero=row_is_zero,
-    )
-
-
 def target_vocabulary(model_dir: Path) -> list[str]:
     """The converted model's target vocabulary, in id order."""
     for name in ("shared_vocabulary", "target_vocabulary"):
@@ -265,7 +209,18 @@ def _convert_into(
     source_dir: Path, out_dir: Path, quantization: str, model_id: str
 ) -> dict[str, Any]:
     """Run the converter into ``out_dir``, fix its decoder start, and say what was done."""
-    converter = _Converter(source_dir)
+    # Here, and only here, torch and transformers' model classes are loaded: a worker whose
+    # models are converted already never gets this far (``service.nlp.converter``).
+    try:
+        from service.nlp.converter import CheckedConverter
+    except ImportError as error:  # an environment built to run converted models only
+        raise ModelUnavailableError(
+            model_id,
+            f"converting it for ctranslate2 needs torch, which cannot be imported here ({error}); "
+            "convert it where torch is installed (at image build) or install torch",
+        ) from error
+
+    converter = CheckedConverter(source_dir)
     try:
         converter.convert(str(out_dir), quantization=quantization, force=True)
     except (OSError, ValueError, RuntimeError, NotImplementedError, KeyError) as error:
@@ -273,7 +228,7 @@ def _convert_into(
             model_id, f"converting it for ctranslate2 failed ({type(error).__name__}: {error})"
         ) from error
     start = converter.decoder_start
-    assert start is not None  # set by _Converter._load, which convert() always calls
+    assert start is not None  # set by CheckedConverter._load, which convert() always calls
     try:
         fixed = decide_decoder_start(start, set(target_vocabulary(out_dir)))
     except ValueError as error:

@@ -14,22 +14,29 @@ Generation lengths
     that token into the last slot (``forced_eos_token_id``); ctranslate2's ``max_decoding_length``
     counts only the tokens it returns (a target prefix included, the end token not).  The bounds
     are translated accordingly (:func:`decoding_lengths`), so both backends stop at the same token.
+
+Without torch
+    Running a converted model needs ctranslate2 and the tokenizers, not torch.  A worker whose
+    models are converted already keeps torch out of its memory altogether
+    (:func:`keep_torch_out`); only converting (``service.nlp.converter``) loads it.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ctranslate2
-import torch
 
 from service.errors import ConfigError, ModelUnavailableError
 from service.nlp.conversion import convert_model, resolve_compute_type, target_vocabulary
-from service.nlp.device import inference_threads
+from service.nlp.device import DeviceLike, inference_threads
 from service.nlp.engine import (
     Engines,
     GenerationLengths,
@@ -50,6 +57,7 @@ __all__ = [
     "DecodingDefaults",
     "ct2_device",
     "decoding_lengths",
+    "keep_torch_out",
     "load_ct2_engines",
     "load_ct2_model",
 ]
@@ -85,8 +93,8 @@ class CT2Model:
     source_dir: Path
 
 
-def ct2_device(device: torch.device) -> tuple[str, int]:
-    """ctranslate2's device name and index for a torch device."""
+def ct2_device(device: DeviceLike) -> tuple[str, int]:
+    """ctranslate2's device name and index for a device (``Device`` or ``torch.device``)."""
     if device.type == "cuda":
         return "cuda", device.index or 0
     return "cpu", 0
@@ -95,7 +103,7 @@ def ct2_device(device: torch.device) -> tuple[str, int]:
 def load_ct2_model(
     source: str,
     *,
-    device: torch.device,
+    device: DeviceLike,
     compute_type: str,
     out_root: Path,
     threads: int,
@@ -105,19 +113,15 @@ def load_ct2_model(
 
     ``threads`` are the intra-op threads of this model's one translator (``inter_threads=1``:
     the caller runs one batch at a time and parallelism comes from within each batch, so a
-    worker never runs more threads than it was given).
+    worker never runs more threads than it was given).  Whether torch is loaded is the caller's
+    affair: this imports it only to convert, and :func:`load_ct2_engines` keeps it out.
     """
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     quantization = resolve_compute_type(compute_type, device)
-    source_dir, revision = resolve_model_dir(source, allow_download=allow_download)
-    try:
-        converted = convert_model(source_dir, revision, source, quantization, out_root)
-    except OSError as error:  # the cache directory itself: not writable, disk full
-        raise ConfigError(
-            f"cannot keep converted models in {out_root} ({error}); "
-            "point KURZ_CONVERTED_MODELS_DIR at a writable directory"
-        ) from error
+    source_dir, revision, converted = _converted_copy(
+        source, quantization, out_root, allow_download=allow_download
+    )
     try:
         tokenizer = quiet_tokenizer(AutoTokenizer, str(source_dir))
         config = AutoConfig.from_pretrained(str(source_dir))
@@ -151,6 +155,68 @@ def load_ct2_model(
         directory=converted,
         source_dir=source_dir,
     )
+
+
+def _converted_copy(
+    source: str, quantization: str, out_root: Path, *, allow_download: bool = True
+) -> tuple[Path, str, Path]:
+    """The source directory, its revision and its converted copy (converted now if missing)."""
+    source_dir, revision = resolve_model_dir(source, allow_download=allow_download)
+    try:
+        converted = convert_model(source_dir, revision, source, quantization, out_root)
+    except OSError as error:  # the cache directory itself: not writable, disk full
+        raise ConfigError(
+            f"cannot keep converted models in {out_root} ({error}); "
+            "point KURZ_CONVERTED_MODELS_DIR at a writable directory"
+        ) from error
+    return source_dir, revision, converted
+
+
+class _TorchNoticeFilter(logging.Filter):
+    """Drops transformers' "PyTorch was not found" notice: without torch is the point here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "PyTorch was not found" not in record.getMessage()
+
+
+@contextmanager
+def _without_torch_notice() -> Iterator[None]:
+    """Silence transformers' notice about torch for the import that would print it."""
+    hf_logger = logging.getLogger("transformers")  # transformers' own root logger, by name
+    notice_filter = _TorchNoticeFilter()
+    hf_logger.addFilter(notice_filter)
+    try:
+        yield
+    finally:
+        hf_logger.removeFilter(notice_filter)
+
+
+def keep_torch_out() -> bool:
+    """Make transformers run without torch in this process, if it is not too late; say if it is.
+
+    The ctranslate2 backend uses transformers only for tokenizers and configs, which need no
+    torch.  But transformers 5 has no switch to leave an installed torch alone (the old
+    ``USE_TORCH`` variable is gone): ``is_torch_available`` only asks ``importlib`` whether the
+    package can be found, and when it can, ``configuration_utils`` (through its RoPE helpers)
+    imports torch, so even ``AutoTokenizer`` loads all of it.  ``None`` in ``sys.modules`` is
+    Python's documented mark of a module that must not be imported: ``find_spec`` then answers
+    that there is none, and transformers takes the same path as in an environment without torch
+    (an image built without it), where tokenizers, configs and file utilities all work.
+
+    The mark is for the rest of the process (transformers caches its answer), so it is set only
+    when neither torch nor transformers is imported yet: a process that already has torch, or
+    whose transformers already counted on it (a test session, a benchmark comparing the two),
+    is left as it is.  Call it only once every model is converted: converting needs torch.
+    """
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is None  # marked already, or imported
+    if "transformers" in sys.modules:
+        return False
+    sys.modules["torch"] = None  # type: ignore[assignment]  # "not importable", see above
+    with _without_torch_notice():
+        # Imported now, with the mark in place, so that it decides that torch is absent.
+        import transformers  # noqa: F401
+    return True
 
 
 def _decoding_defaults(
@@ -359,20 +425,29 @@ class CT2Summarizer(GuardedSummarizer):
 
 
 def load_ct2_engines(
-    settings: Settings, *, device: torch.device, threads: int | None = None
+    settings: Settings, *, device: DeviceLike, threads: int | None = None
 ) -> Engines:
-    """Load both models under ctranslate2, converting them on first use.
+    """Load both models under ctranslate2, converting them on first use, without torch after.
 
     Each model gets ``threads`` (default ``KURZ_INFERENCE_THREADS``, or the cores this process
     may use) intra-op threads and one inter-op thread.  The translate lane gets a copy of the
     translation model of its own, whose threads outrank the article side's.  Two workers on one
     machine should each be given half the cores (``KURZ_INFERENCE_THREADS`` or CPU affinity,
     which ``usable_cores`` respects) so that they do not oversubscribe it.
+
+    Both models are converted (if they are not yet) before either is loaded, and then torch is
+    kept out of the process (:func:`keep_torch_out`): a worker started on converted models never
+    imports it, and one that converted on this start has it already and simply keeps it.
     """
+    quantization = resolve_compute_type(settings.compute_type, device)
+    out_root = Path(settings.converted_models_dir)
+    for source in dict.fromkeys([settings.translation_source, settings.summarization_source]):
+        _converted_copy(source, quantization, out_root)
+    keep_torch_out()
     common: dict[str, Any] = {
         "device": device,
         "compute_type": settings.compute_type,
-        "out_root": Path(settings.converted_models_dir),
+        "out_root": out_root,
         "threads": threads or inference_threads(settings),
     }
 

@@ -6,6 +6,9 @@ a load from a directory and the snapshot's commit hash becomes the model's revis
 cache key: a new revision must not be served old cached results).  A miss in the cache tries the
 hub once, unless ``HF_HUB_OFFLINE`` is set; any failure becomes one ``ModelUnavailableError``
 that names the model and the command that fetches it, instead of a stack trace.
+
+torch is imported only by the functions that load a model under transformers: the ctranslate2
+backend finds its models here too and must not load torch by doing so.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from service.errors import ModelUnavailableError
+from service.nlp.device import DeviceLike
 from service.nlp.engine import ModelRef
+
+if TYPE_CHECKING:
+    import torch
 
 #: Files a model needs to run under transformers or be converted for ctranslate2.  Leaves out
 #: TensorFlow, Flax and Rust weights that some hub repositories also carry.
@@ -128,8 +133,10 @@ def _directory_digest(path: Path) -> str:
     return "local-" + digest.hexdigest()[:16]
 
 
-def torch_dtype_for(device: torch.device, compute_type: str) -> torch.dtype:
+def torch_dtype_for(device: DeviceLike, compute_type: str) -> torch.dtype:
     """fp16 on CUDA unless told otherwise; the CPU computes in fp32 (int8 is a quantization)."""
+    import torch
+
     if compute_type == "float16" or (compute_type == "auto" and device.type == "cuda"):
         return torch.float16
     return torch.float32
@@ -138,21 +145,23 @@ def torch_dtype_for(device: torch.device, compute_type: str) -> torch.dtype:
 def load_seq2seq(
     source: str,
     *,
-    device: torch.device,
+    device: DeviceLike,
     compute_type: str = "auto",
     allow_download: bool = True,
 ) -> LoadedModel:
     """Load a seq2seq model and its tokenizer for inference, failing with one clear message."""
+    import torch
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+    placed = torch.device(str(device))
     directory, revision = resolve_model_dir(source, allow_download=allow_download)
-    dtype = torch_dtype_for(device, compute_type)
+    dtype = torch_dtype_for(placed, compute_type)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(directory))
         model = AutoModelForSeq2SeqLM.from_pretrained(str(directory), dtype=dtype)
     except (OSError, ValueError) as error:
         raise ModelUnavailableError(source, f"loading failed ({error})") from error
-    model.to(device)
+    model.to(placed)
     model.eval()
     # Every generate call passes max_new_tokens/min_new_tokens bounded by its input; a length the
     # checkpoint carries (max_length 512, min_length 56, ...) would only clash with them.
@@ -160,7 +169,7 @@ def load_seq2seq(
     model.generation_config.min_length = None
     applied = "float16" if dtype == torch.float16 else "float32"
     if compute_type == "int8":
-        if device.type != "cpu":
+        if placed.type != "cpu":
             raise ModelUnavailableError(source, "int8 under transformers is CPU-only")
         with warnings.catch_warnings():
             # Deprecated in favour of torchao, which is not a dependency; still the
@@ -175,7 +184,7 @@ def load_seq2seq(
         applied = "int8"
     ref = ModelRef(id=source, revision=revision, backend="transformers", compute_type=applied)
     return LoadedModel(
-        model=model, tokenizer=tokenizer, device=device, dtype=dtype, ref=ref, directory=directory
+        model=model, tokenizer=tokenizer, device=placed, dtype=dtype, ref=ref, directory=directory
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from service.nlp.device import DeviceLike
 from service.nlp.engine import (
     Engines,
     GenerationLengths,
@@ -122,7 +123,7 @@ class TransformersSummarizer(GuardedSummarizer):
         return self.finish(decoded)
 
 
-def load_transformers_engines(settings: Settings, *, device: torch.device) -> Engines:
+def load_transformers_engines(settings: Settings, *, device: DeviceLike) -> Engines:
     """Load both models under transformers, on ``device`` in ``KURZ_COMPUTE_TYPE``."""
     compute_type = settings.compute_type
     return Engines(
