@@ -28,7 +28,7 @@ from typing import Any
 
 from benchmarks import BENCH_DIR, Figures
 
-NAMES = ("pipeline", "ct2", "http", "lane", "progressive")
+NAMES = ("pipeline", "ct2", "http", "lane", "progressive", "worker")
 DEFAULT_OUTPUT = BENCH_DIR / "last-run.json"
 
 #: (figure, comparison, threshold, what the issue asks) for the summary at the end.
@@ -312,6 +312,8 @@ _RUNNERS: dict[str, Callable[[argparse.Namespace], Figures]] = {
     "http": _run_http,
     "lane": _run_lane,
     "progressive": _run_progressive,
+    # A lean worker: memory and start-up without torch, and the runtime environment's size.
+    "worker": lambda _: importlib.import_module("benchmarks.worker_bench").run_worker_benchmark(),
 }
 
 
