@@ -11,6 +11,9 @@ runner (``benchmarks.__main__``) can print one table and write every figure to
 * ``ct2_bench``: the ctranslate2 backend (maintained separately; skipped if it does not import).
 * ``progressive_bench``: when the first translated paragraph and the whole translation arrive,
   as shares of the time to the full result, on the default backend and real-size models.
+* ``script_baseline``: an article end to end with the service's defaults against the plain
+  transformers script a user would write (4 beams, batches of 16, map-reduce over 1,024-token
+  chunks), and the worker's translation as a share of the int8 matmul ceiling.
 """
 
 from __future__ import annotations
