@@ -104,6 +104,18 @@ class Keys:
         it failed) never loses its article to the end of the one before."""
         return f"{self.prefix}:job-input:{job_id}:{queued_ms}"
 
+    @property
+    def pending_input_bytes(self) -> str:
+        """Bytes of articles stored for jobs that have not ended (``job_input`` keys): what
+        their results will still add to Redis (``service.store.memory``); no TTL."""
+        return f"{self.prefix}:memory:pending-input-bytes"
+
+    @property
+    def result_growth(self) -> str:
+        """A hash of two sums over the article jobs that succeeded: their stored articles'
+        bytes (``input``) and their finished records' (``record``); no TTL."""
+        return f"{self.prefix}:memory:result-growth"
+
     def submitters(self, job_id: str) -> str:
         """Who submitted a job, with what each attached (``service.store.submitters``)."""
         return f"{self.prefix}:submitters:{job_id}"

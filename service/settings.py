@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis for the queue, job state and caches; every API and worker process shares it."""
+    cache_redis_url: str | None = None
+    """A Redis of its own for the result and sentence caches (empty: ``KURZ_REDIS_URL``'s).
+    Compose gives them one that evicts (``allkeys-lru``); the queue's never evicts."""
+    redis_memory_high_water: float = Field(default=0.9, gt=0, le=1)
+    """Share of the queue Redis's ``maxmemory`` above which new work is refused with 503
+    ``storage_full``; the rest is left to the jobs already accepted."""
     key_prefix: str = "kurz"
     """Prefix of every Redis key, so one Redis can host several deployments or test runs."""
     max_text_chars: int = Field(default=100_000, ge=1)
@@ -173,10 +179,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
 
-    @field_validator("api_keys_file", mode="before")
+    @field_validator("api_keys_file", "cache_redis_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
-        """``KURZ_API_KEYS_FILE=`` (as in .env.example) means no keys file."""
+        """An empty ``KURZ_API_KEYS_FILE=`` or ``KURZ_CACHE_REDIS_URL=`` (as in .env.example)
+        means none: no keys file, no Redis of the caches' own."""
         return None if value == "" else value
 
     _csv = field_validator(

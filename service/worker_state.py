@@ -24,6 +24,7 @@ from service.pipeline import Pipeline, build_pipeline
 from service.queue import JobQueue, TaskContext
 from service.settings import Settings
 from service.store.cache import RedisSentenceCache, ResultCache
+from service.store.connection import make_redis
 from service.store.glossaries import GlossaryStore
 from service.store.partial import PartialTranslations
 from service.store.stats import Stats
@@ -54,6 +55,8 @@ class WorkerState:
 
     settings: Settings
     redis: Redis
+    cache_redis: Redis
+    """The caches' Redis: ``redis`` itself, or ``KURZ_CACHE_REDIS_URL``'s (closed by us)."""
     worker_id: str
     keys: Keys
     results: ResultCache
@@ -78,10 +81,14 @@ class WorkerState:
         )
         default_glossary = load_default_glossary(settings.glossaries_dir)  # before the models
         pipeline = await asyncio.to_thread(build_pipeline, settings)
-        results = ResultCache(redis, keys, settings.result_ttl_s)
+        cache_redis = (
+            make_redis(settings.cache_redis_url, "worker") if settings.cache_redis_url else redis
+        )
+        results = ResultCache(cache_redis, keys, settings.result_ttl_s)
         state = cls(
             settings=settings,
             redis=redis,
+            cache_redis=cache_redis,
             worker_id=worker_id,
             keys=keys,
             results=results,
@@ -92,7 +99,7 @@ class WorkerState:
             ),
             pipeline=pipeline,
             sentence_cache=RedisSentenceCache(
-                redis, keys, pipeline.models["translation"], settings.sentence_cache_ttl_s
+                cache_redis, keys, pipeline.models["translation"], settings.sentence_cache_ttl_s
             ),
             registry=WorkerRegistry(redis, keys),
             stats=Stats(redis, keys),
@@ -126,3 +133,5 @@ class WorkerState:
         await self.http.aclose()
         await self.intake.close()
         await asyncio.to_thread(self.pipeline.close)
+        if self.cache_redis is not self.redis:
+            await self.cache_redis.aclose()

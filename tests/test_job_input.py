@@ -89,3 +89,45 @@ async def test_the_text_goes_when_the_job_ends_for_good(
     state: Any = State(Notifier(queue), Partials())
     await after_job({"job": job, "state": state})
     assert (await queue.stored_input(job) is not None) is kept
+
+
+async def pending_bytes(redis: Redis, prefix: str) -> int:
+    return int(await redis.get(Keys(prefix).pending_input_bytes) or 0)
+
+
+async def test_stored_articles_are_counted_until_their_jobs_end(redis: Redis, prefix: str) -> None:
+    """The storage guard reserves room for what unfinished jobs will still write, from this
+    count: it must rise with each stored article and fall when the article goes, once."""
+    queue, first = await queued(redis, prefix, "d" * 64)
+    one = await pending_bytes(redis, prefix)
+    assert one == await redis.strlen(Keys(prefix).job_input(first.key, first.queued)) > len(TEXT)
+    _, second = await queued(redis, prefix, "e" * 64)
+    assert await pending_bytes(redis, prefix) == 2 * one
+    # The same article again shares the job: nothing more is stored or counted.
+    _, created = await queue.submit("e" * 64, JobPayload(text=TEXT), max_depth=10)
+    assert not created and await pending_bytes(redis, prefix) == 2 * one
+    await queue.forget_input(first)
+    await queue.forget_input(first)  # a cancel and the worker's end: subtracted once
+    assert await pending_bytes(redis, prefix) == one
+    # A waiting job canceled by its client: no worker will end it, the cancel drops its article.
+    outcome = await queue.cancel(second.key)
+    assert outcome is not None and outcome.view.status == "canceled"
+    assert await queue.stored_input(second) is None
+    assert await pending_bytes(redis, prefix) == 0
+
+
+async def test_a_finished_job_adds_its_weight_to_the_growth_sums(redis: Redis, prefix: str) -> None:
+    """The guard learns how much a finished record outweighs its article from these sums; a
+    failed or canceled job adds nothing (its record holds no result)."""
+    keys = Keys(prefix)
+    queue, done = await queued(redis, prefix, "f" * 64)
+    _, failed = await queued(redis, prefix, "0" * 64)
+    stored = await redis.strlen(keys.job_input(done.key, done.queued))
+    done.status = Status.COMPLETE
+    done.result = {"translation": "x" * 500}
+    await queue.forget_input(done)
+    failed.status = Status.FAILED
+    await queue.forget_input(failed)
+    sums = await redis.hgetall(keys.result_growth)
+    assert int(sums[b"input"]) == stored
+    assert int(sums[b"record"]) == len(queue.saq.serialize(done)) > 500

@@ -47,6 +47,7 @@ from service.store.cache import ResultCache
 from service.store.connection import make_redis
 from service.store.glossaries import GlossaryStore
 from service.store.idempotency import IdempotencyStore
+from service.store.memory import StorageGuard
 from service.store.partial import PartialTranslations
 from service.store.stats import Stats
 from service.store.submitters import Submitters
@@ -86,14 +87,24 @@ def create_app(settings: Settings, *, redis: Redis | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         client = redis if redis is not None else make_redis(settings.redis_url)
+        cache_client = make_redis(settings.cache_redis_url) if settings.cache_redis_url else client
         try:
             app.state.services = _services(
-                settings, client, presets, callbacks, metrics, api_keys, default_glossary
+                settings,
+                client,
+                cache_client,
+                presets,
+                callbacks,
+                metrics,
+                api_keys,
+                default_glossary,
             )
             await _warm_language_model()
             log.info("api ready", redis=redacted_url(settings.redis_url), styles=presets.names)
             yield
         finally:
+            if cache_client is not client:
+                await cache_client.aclose()
             if redis is None:
                 await client.aclose()
 
@@ -150,6 +161,7 @@ def _protected_router() -> Router:
 def _services(
     settings: Settings,
     redis: Redis,
+    cache: Redis,
     presets: PresetRegistry,
     callbacks: AllowList,
     metrics: ApiMetrics,
@@ -163,7 +175,7 @@ def _services(
         keys=keys,
         redis=redis,
         queue=queue,
-        results=ResultCache(redis, keys, settings.result_ttl_s),
+        results=ResultCache(cache, keys, settings.result_ttl_s),
         presets=presets,
         metrics=metrics,
         api_keys=api_keys,
@@ -172,6 +184,7 @@ def _services(
         fetch_allow=AllowList.from_settings(settings.fetch_allow_hosts),
         notifier=Notifier.from_settings(settings, redis, queue, signing=False),
         workers=WorkerRegistry(redis, keys),
+        storage=StorageGuard(redis, keys, settings.redis_memory_high_water),
         idempotency=IdempotencyStore(redis, keys),
         stats=Stats(redis, keys),
         glossaries=GlossaryStore(redis, keys),

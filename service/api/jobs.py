@@ -230,6 +230,7 @@ async def redeliver(
     # service hammer its receivers, so a job gets a few a minute (a pending one is not
     # queued twice anyway).
     await services.limiter.check(f"redeliver:{checked}", REDELIVERIES_PER_MINUTE)
+    await services.storage.check()
     scheduled = await services.notifier.redeliver(checked, owner=_desk(request, services))
     if scheduled == 0:
         if await find_view(services, checked) is None:

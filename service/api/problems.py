@@ -35,7 +35,7 @@ from litestar.exceptions import (
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 
-from service.errors import KurzError
+from service.errors import KurzError, StorageFullError
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -123,6 +123,8 @@ def problem_for(exc: BaseException) -> Problem:
             "the job store is unreachable; retry shortly",
             headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
         )
+    if _is_redis_out_of_memory(exc):
+        return _kurz_problem(StorageFullError(-1, -1))
     if isinstance(exc, HTTPException):
         return _http_problem(exc)
     if isinstance(exc, SerializationException):  # a body read by a handler itself
@@ -168,6 +170,16 @@ def _is_redis_outage(exc: BaseException) -> bool:
         | redis.exceptions.TimeoutError
         | ConnectionError
         | TimeoutError,
+    )
+
+
+def _is_redis_out_of_memory(exc: BaseException) -> bool:
+    """Redis refused a write at its ``maxmemory`` (``noeviction``): the store is full, which
+    a client can wait out, not a fault of this server.  The guard in ``service.store.memory``
+    refuses new work before this; a burst between two of its reads can still get here."""
+    return isinstance(exc, redis.exceptions.OutOfMemoryError) or (
+        # A write refused inside a Lua script comes back as the script's error.
+        isinstance(exc, redis.exceptions.ResponseError) and "used memory > 'maxmemory'" in str(exc)
     )
 
 

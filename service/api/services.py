@@ -19,6 +19,7 @@ from service.settings import Settings
 from service.store.cache import ResultCache
 from service.store.glossaries import GlossaryStore
 from service.store.idempotency import IdempotencyStore
+from service.store.memory import StorageGuard
 from service.store.partial import PartialTranslations
 from service.store.stats import Stats
 from service.store.submitters import Submitters
@@ -51,6 +52,8 @@ class Services:
     """Registers callback URLs and schedules webhook deliveries (the workers send them)."""
     workers: WorkerRegistry
     """Live workers and the models they announced."""
+    storage: StorageGuard
+    """Refuses new work while the queue's Redis is nearly full."""
     idempotency: IdempotencyStore
     """What each Idempotency-Key already stands for."""
     stats: Stats

@@ -299,11 +299,13 @@ async def _submit(services: Services, prepared: Prepared) -> JobView:
     running = await services.queue.view(prepared.key)
     if running is not None and running.status not in TERMINAL:
         return running  # joining a job adds nothing to the queue: no depth check
-    await _ensure_room(services)
-    # QueueFullError when it filled up since the check above.
-    job, created = await services.queue.submit(
-        prepared.key, prepared.payload, max_depth=services.settings.max_queue_depth
-    )
+    article = prepared.payload.text or prepared.payload.html or ""
+    async with services.storage.admit(len(article.encode())):
+        await _ensure_room(services)
+        # QueueFullError when it filled up since the check above.
+        job, created = await services.queue.submit(
+            prepared.key, prepared.payload, max_depth=services.settings.max_queue_depth
+        )
     if not created:
         return await _stored(services, prepared.key)
     services.metrics.jobs_created.inc()

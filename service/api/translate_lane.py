@@ -154,6 +154,7 @@ async def lane_translate(
     models = await current_models(services)
     material = msgspec.json.encode([models["translation"], payload])
     key = "translate:" + hashlib.sha256(material).hexdigest()
+    await services.storage.check()
     queue = TranslateQueue(services.redis, services.keys, retries=services.settings.job_retries)
     return await queue.translate(key, payload, services.settings.translate_wait_s)
 

@@ -31,7 +31,8 @@
     ├── LaneTimeoutError          503 translate_timeout: a translate-lane job outran the wait
     ├── LaneFailedError           500 translate_failed: a translate-lane job failed
     └── ApiProblem                (its own) a refusal the API decides: unknown job, bad key, ...
-        └── QueueFullError        429 queue_full: the waiting list is at its limit
+        ├── QueueFullError        429 queue_full: the waiting list is at its limit
+        └── StorageFullError      503 storage_full: the queue's Redis is nearly at maxmemory
 
 ``code`` is the stable machine-readable name an API client can switch on; ``status`` is the HTTP
 status the API answers with (``service.api.problems`` maps the tree, and nothing else does).  A
@@ -67,6 +68,7 @@ from service.errors.base import (
     ModelUnavailableError,
     PresetError,
     QueueFullError,
+    StorageFullError,
     WebhookConfigError,
 )
 from service.errors.glossaries import (
@@ -106,6 +108,7 @@ __all__ = [
     "PageTooLargeError",
     "PresetError",
     "QueueFullError",
+    "StorageFullError",
     "TextTooLongError",
     "TooManyCallbacksError",
     "UnknownStyleError",

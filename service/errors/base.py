@@ -134,3 +134,23 @@ class QueueFullError(ApiProblem):
             queue_depth=depth,
         )
         self.depth = depth
+
+
+class StorageFullError(ApiProblem):
+    """The queue's Redis holds nearly its ``maxmemory``: new work is refused before Redis
+    itself refuses writes, so the jobs already accepted keep the room to finish."""
+
+    code = "storage_full"
+    status = 503
+    #: Seconds a refused client should wait: finished jobs' records expire, workers drain.
+    retry_after_s: ClassVar[int] = 30
+
+    def __init__(self, used_bytes: int, limit_bytes: int) -> None:
+        super().__init__(
+            self.status,
+            self.code,
+            "the job store is full; retry later",
+            headers={"Retry-After": str(self.retry_after_s)},
+        )
+        self.used_bytes = used_bytes
+        self.limit_bytes = limit_bytes

@@ -128,7 +128,8 @@ def _encode_input(stored: StoredInput) -> str:
 #: SAQ's enqueue script with the room check inside it: checked first and enqueued after, every
 #: request arriving together (on any API replica) saw room and the limit was overrun.  The
 #: article's text or HTML (ARGV[3]) is stored beside the job (KEYS[5], for ARGV[4] seconds) in
-#: the same step, and only when the job is created.  Returns 1 (enqueued), nil (the key has an
+#: the same step, and only when the job is created; its size is added to the pending bytes
+#: (KEYS[6], ``Keys.pending_input_bytes``).  Returns 1 (enqueued), nil (the key has an
 #: unfinished job) or -1 - depth (no room).
 _ENQUEUE_IF_ROOM = """
 if redis.call('ZSCORE', KEYS[1], KEYS[2]) or redis.call('EXISTS', KEYS[4]) == 1 then
@@ -140,11 +141,32 @@ if depth >= tonumber(ARGV[2]) then
 end
 if ARGV[3] ~= '' then
     redis.call('SET', KEYS[5], ARGV[3], 'EX', tonumber(ARGV[4]))
+    redis.call('INCRBY', KEYS[6], string.len(ARGV[3]))
 end
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[1], 0, KEYS[2])
 redis.call('RPUSH', KEYS[3], KEYS[2])
 return 1
+"""
+
+
+#: Delete a job's stored article (KEYS[1]) and take its size off the pending bytes (KEYS[2]),
+#: in one step: twice called (a cancel and the worker's end), it is subtracted once.  With a
+#: finished record's size (ARGV[1] > 0), both sizes are added to the growth sums (KEYS[3]).
+_FORGET_INPUT = """
+local size = redis.call('STRLEN', KEYS[1])
+if size > 0 then
+    redis.call('DEL', KEYS[1])
+    if redis.call('DECRBY', KEYS[2], size) < 0 then
+        redis.call('SET', KEYS[2], 0)
+    end
+    local record = tonumber(ARGV[1])
+    if record > 0 then
+        redis.call('HINCRBY', KEYS[3], 'input', size)
+        redis.call('HINCRBY', KEYS[3], 'record', record)
+    end
+end
+return size
 """
 
 
@@ -181,6 +203,7 @@ class JobQueue:
         self.deliveries: RedisQueue = RedisQueue(redis, name=keys.delivery_queue_name)
         self._enqueue_if_room = redis.register_script(_ENQUEUE_IF_ROOM)
         self._relist_aborting = redis.register_script(_RELIST_ABORTING)
+        self._forget_input = redis.register_script(_FORGET_INPUT)
 
     async def submit(
         self, key: str, payload: JobPayload, *, max_depth: int | None = None
@@ -234,6 +257,7 @@ class JobQueue:
                 self.saq.namespace("queued"),
                 job.abort_id,
                 self.keys.job_input(job.key, job.queued),
+                self.keys.pending_input_bytes,
             ],
             args=[
                 self.saq.serialize(job),
@@ -297,8 +321,19 @@ class JobQueue:
         return None if raw is None else StoredInput(**json.loads(raw))
 
     async def forget_input(self, job: Job) -> None:
-        """Drop the stored article of a job that has ended (its TTL would, a week later)."""
-        await self.redis.delete(self.keys.job_input(job.key, job.queued))
+        """Drop the stored article of a job that has ended (its TTL would, a week later), and
+        take its size off the pending bytes.  A job that succeeded also adds its article's and
+        its record's sizes to ``Keys.result_growth``: how much a result outweighs its article,
+        which the API's storage guard reserves for the jobs still running."""
+        record = len(self.saq.serialize(job)) if job.status == Status.COMPLETE else 0
+        await self._forget_input(
+            keys=[
+                self.keys.job_input(job.key, job.queued),
+                self.keys.pending_input_bytes,
+                self.keys.result_growth,
+            ],
+            args=[record],
+        )
 
     async def get(self, key: str) -> Job | None:
         return await self.saq.job(key)
@@ -337,6 +372,8 @@ class JobQueue:
                 await self.saq.finish(job, Status.ABORTED, error=CANCELED_BY_CLIENT)
                 await self.redis.delete(job.abort_id)
             job = await self.saq.job(key) or job
+            if job.status == Status.ABORTED:  # no worker ends a waiting job: its article goes
+                await self.forget_input(job)
         return CancelOutcome(view=view_of(job), pending=job.status == Status.ABORTING)
 
     async def depth(self) -> int:
