@@ -76,6 +76,65 @@ class RedisServer:
         self.process = None
 
 
+class ComposeRedis:
+    """One of the compose stack's Redis servers, started by the script compose runs
+    (``deploy/redis/start.sh queue|cache``) on a loopback port: its memory policy and its ACL,
+    with the app's user ``kurz`` and ``password``."""
+
+    SCRIPT = ROOT / "deploy" / "redis" / "start.sh"
+
+    def __init__(
+        self, directory: Path, role: str, password: str, *, maxmemory: str | None = None
+    ) -> None:
+        self.directory = directory
+        self.role = role
+        self.password = password
+        self.maxmemory = maxmemory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The app's URL: user ``kurz`` and its password."""
+        return f"redis://kurz:{self.password}@127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        data, run = self.directory / "data", self.directory / "run"
+        data.mkdir(parents=True, exist_ok=True)
+        env = {
+            **environ_without_kurz(),
+            "REDIS_PASSWORD": self.password,
+            "REDIS_PORT": str(self.port),
+            "REDIS_BIND": "127.0.0.1",
+            "REDIS_DATA_DIR": str(data),
+            "REDIS_RUN_DIR": str(run),
+        }
+        if self.maxmemory is not None:
+            env["REDIS_MAXMEMORY" if self.role == "queue" else "CACHE_MAXMEMORY"] = self.maxmemory
+        log = (self.directory / "redis.log").open("wb")
+        self.process = subprocess.Popen(
+            ["sh", str(self.SCRIPT), self.role], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        output = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{self.role} Redis on port {self.port} did not start:\n{output}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=15)
+        self.process = None
+
+
 def environ_without_kurz() -> dict[str, str]:
     """A copy of this process's environment without any KURZ_ variable, for a subprocess that
     the test alone configures (the ``clean_env`` fixture does the same to the test process)."""

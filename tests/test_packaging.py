@@ -206,31 +206,69 @@ def duration_s(text: str | int) -> float:
     return sum(float(n) * units[u] for n, u in parts)
 
 
+REDIS_START = ROOT / "deploy" / "redis" / "start.sh"
+
+
 def test_redis_is_the_official_image_with_aof_every_second(services: dict[str, Any]) -> None:
     """Queued jobs and results survive a Redis restart, losing at most a second of writes."""
-    redis = services["redis"]
-    image = redis["image"]
-    assert re.fullmatch(r"(docker\.io/)?(library/)?redis:[\w.-]+", image), image
-    command = command_text(redis)
-    assert re.search(r"--appendonly\s+yes", command), command
-    assert re.search(r"--appendfsync\s+everysec", command), command
-    assert any(":/data" in str(v) for v in redis.get("volumes", [])), "AOF needs a volume"
+    start = REDIS_START.read_text(encoding="utf-8")
+    assert re.search(r"^appendonly yes$", start, re.M) and re.search(
+        r"^appendfsync everysec$", start, re.M
+    )
+    for name, role in (("redis", "queue"), ("cache", "cache")):
+        redis = services[name]
+        image = redis["image"]
+        assert re.fullmatch(r"(docker\.io/)?(library/)?redis:[\w.-]+", image), image
+        assert command_text(redis).endswith(f"redis-start.sh {role}"), command_text(redis)
+        assert any(":/data" in str(v) for v in redis.get("volumes", [])), "AOF needs a volume"
+        assert any(str(v).startswith("./deploy/redis/start.sh:") for v in redis["volumes"])
 
 
 def test_redis_has_a_password_from_env_and_no_published_port(services: dict[str, Any]) -> None:
-    """Redis is reachable only from the stack's network, and only with the password in .env."""
-    redis = services["redis"]
-    assert "ports" not in redis
-    command = command_text(redis)
-    assert re.search(r"--requirepass\s+\$\{REDIS_PASSWORD[:?}]", command), command
+    """Redis is reachable only from the stack's network, and only with the password in .env,
+    which no command line shows."""
+    for name in ("redis", "cache"):
+        redis = services[name]
+        assert "ports" not in redis
+        assert re.fullmatch(r"\$\{REDIS_PASSWORD:\?[^}]+\}", environment(redis)["REDIS_PASSWORD"])
+        assert "REDIS_PASSWORD" not in command_text(redis)
+        assert "REDIS_PASSWORD" not in " ".join(redis["healthcheck"]["test"])
     for name in ("api", "worker"):
-        url = environment(services[name])["KURZ_REDIS_URL"]
-        assert "${REDIS_PASSWORD" in url and url.endswith("@redis:6379/0"), url
+        env = environment(services[name])
+        for variable, host in (("KURZ_REDIS_URL", "redis"), ("KURZ_CACHE_REDIS_URL", "cache")):
+            url = env[variable]
+            assert url == f"redis://kurz:${{REDIS_PASSWORD}}@{host}:6379/0", url
+
+
+def test_redis_memory_is_bounded_and_only_the_cache_evicts(services: dict[str, Any]) -> None:
+    """The queue's Redis never evicts (a lost article or delivery body is lost work); the
+    cache's evicts its least recently used entries."""
+    start = REDIS_START.read_text(encoding="utf-8")
+    queue = re.search(r"queue\)\n\s+maxmemory=\$\{REDIS_MAXMEMORY:-(\w+)\}\n\s+policy=(\S+)", start)
+    cache = re.search(r"cache\)\n\s+maxmemory=\$\{CACHE_MAXMEMORY:-(\w+)\}\n\s+policy=(\S+)", start)
+    assert queue is not None and queue.group(2) == "noeviction", start
+    assert cache is not None and cache.group(2) == "allkeys-lru", start
+    assert environment(services["redis"])["REDIS_MAXMEMORY"] == "${REDIS_MAXMEMORY:-1gb}"
+    assert environment(services["cache"])["CACHE_MAXMEMORY"] == "${CACHE_MAXMEMORY:-512mb}"
+
+
+def test_every_service_runs_without_privileges(services: dict[str, Any]) -> None:
+    """No capabilities and no privilege gain anywhere; the API's root filesystem is read-only,
+    with a tmpfs for what must be written."""
+    for name in ("redis", "cache", "api", "worker"):
+        service = services[name]
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert service.get("privileged") is not True, name
+    assert services["api"]["read_only"] is True
+    assert services["api"]["tmpfs"] == ["/tmp"]
+    assert services["redis"]["user"] == services["cache"]["user"] == "redis"
 
 
 def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
     """`docker compose ps` tells whether Redis answers, the API is ready and each worker lives."""
-    assert "ping" in " ".join(services["redis"]["healthcheck"]["test"])
+    for name in ("redis", "cache"):
+        assert "ping" in " ".join(services[name]["healthcheck"]["test"])
     # The API's comes from the image's HEALTHCHECK (readiness); the worker needs its own.
     assert "api" in services and "healthcheck" not in services["api"]
     worker_check = services["worker"]["healthcheck"]["test"]
@@ -245,6 +283,7 @@ def test_api_publishes_8000_and_waits_for_a_healthy_redis(services: dict[str, An
     ports = [re.sub(r"\$\{\w+:-(\d+)\}", r"\1", str(p)) for p in api["ports"]]
     assert any(p.split(":")[-2:] == ["8000", "8000"] for p in ports), api["ports"]
     assert api["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert api["depends_on"]["cache"]["condition"] == "service_healthy"
     assert environment(api)["KURZ_HOST"] == "0.0.0.0"
 
 

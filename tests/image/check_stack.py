@@ -168,7 +168,7 @@ class Stack:
     def logs(self) -> str:
         """The last lines of every container of the project, for a failure's report."""
         parts = []
-        for service in ("redis", "api", "worker", "receiver"):
+        for service in ("redis", "cache", "api", "worker", "receiver"):
             try:
                 name = self.container(service)
             except AssertionError:
@@ -383,7 +383,9 @@ def test_services_become_healthy(stack: Stack, figures: Figures) -> None:
     started = time.monotonic()
     stack.compose("up", "-d")
     up_s = time.monotonic() - started
-    healthy = {service: stack.wait_healthy(service) for service in ("redis", "worker", "api")}
+    healthy = {
+        service: stack.wait_healthy(service) for service in ("redis", "cache", "worker", "api")
+    }
     stack.wait_ready()
     figures(
         "healthy",
@@ -393,6 +395,44 @@ def test_services_become_healthy(stack: Stack, figures: Figures) -> None:
         **{f"{service}_s": round(seconds, 1) for service, seconds in healthy.items()},
         all_healthy_s=round(time.monotonic() - started, 1),
     )
+
+
+def test_containers_run_unprivileged_and_no_command_line_shows_the_password(
+    stack: Stack, figures: Figures
+) -> None:
+    """What compose asks for is what the engine runs: no capabilities, no privilege gain, the
+    API's root read-only (its /tmp writable), both Redis servers as ``redis`` with their
+    configuration from the start script, and the password on no process's command line."""
+    password = stack.env["REDIS_PASSWORD"]
+    for service in ("redis", "cache", "api", "worker"):
+        name = stack.container(service)
+        found = json.loads(stack.engine_run("inspect", "--type", "container", name))[0]
+        host = found["HostConfig"]
+        dropped = {cap.upper().removeprefix("CAP_") for cap in host.get("CapDrop") or []}
+        added = host.get("CapAdd") or []
+        assert "ALL" in dropped or len(dropped) >= 10, (service, dropped)
+        assert not added, (service, added)
+        assert any("no-new-privileges" in opt for opt in host.get("SecurityOpt") or []), service
+        effective = stack.engine_run("exec", name, "sh", "-c", "grep CapEff /proc/1/status")
+        assert effective.split()[-1].strip("0") == "", (service, effective)
+        commands = stack.engine_run(
+            "exec", name, "sh", "-c", "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '"
+        )
+        assert password not in commands, service
+    api = stack.container("api")
+    refused = subprocess.run(
+        [stack.engine, "exec", api, "sh", "-c", "touch /app/written"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert refused.returncode != 0 and "Read-only" in refused.stderr, refused
+    stack.engine_run("exec", api, "sh", "-c", "touch /tmp/written && rm /tmp/written")
+    for service in ("redis", "cache"):
+        user = stack.engine_run("exec", stack.container(service), "id", "-un")
+        assert user == "redis", (service, user)
+    figures("unprivileged", services=4, api_root="read-only", password_on_command_lines=0)
 
 
 def test_a_seed_is_summarized_through_post_summarize(stack: Stack, figures: Figures) -> None:
@@ -526,7 +566,7 @@ def test_compose_down_and_up_keeps_the_cache_warm(stack: Stack, figures: Figures
     assert listed == "", f"containers left after down: {listed}"
     started = time.monotonic()
     stack.compose("up", "-d")
-    for service in ("redis", "worker", "api"):
+    for service in ("redis", "cache", "worker", "api"):
         stack.wait_healthy(service)
     stack.wait_ready()
     up_s = time.monotonic() - started

@@ -1,10 +1,10 @@
 """Exposure: the compose Redis refuses strangers, and callbacks cannot be aimed at the inside.
 
-* Redis: ``docker-compose.yml`` publishes no Redis port and starts ``redis-server`` with
-  ``--requirepass`` from a required variable.  The password is then proved to work: a real
-  ``redis-server`` is started with the compose service's own arguments (the variable filled in,
-  plus a private loopback port and a scratch directory), and an unauthenticated ``PING`` gets
-  ``NOAUTH`` while an authenticated one gets ``PONG``.
+* Redis: ``docker-compose.yml`` publishes no Redis port and starts both servers with
+  ``deploy/redis/start.sh``, the password from a required variable in their environment, never
+  on a command line.  It is then proved to work: a real ``redis-server`` is started by that
+  script (a private loopback port and a scratch directory), and an unauthenticated ``PING`` gets
+  ``NOAUTH``, the ``default`` user ``WRONGPASS``, and the app's user with its password ``PONG``.
 * SSRF: the forbidden-callback table of ``tests/test_ssrf.py`` (which proves, entry by entry, that
   the guarded client opens no connection) is reused, not copied: every entry must also be refused
   by the API itself with 422 ``callback_url_refused`` before a job exists.
@@ -18,8 +18,6 @@ import re
 import secrets
 import shutil
 import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -32,7 +30,7 @@ from redis.asyncio import Redis
 from service.api.app import create_app
 from service.settings import ROOT, Settings
 from service.webhooks.ssrf import AllowList, CallbackRefusedError, check_url
-from tests.processes import free_port
+from tests.processes import ComposeRedis
 from tests.test_ssrf import FORBIDDEN
 
 if TYPE_CHECKING:
@@ -75,33 +73,27 @@ def interpolate(value: str, env: Mapping[str, str]) -> str:
     return _VARIABLE.sub(substitute, value)
 
 
-def redis_command(env: Mapping[str, str]) -> list[str]:
-    """The compose redis service's command, as a list, with its variables filled in."""
-    command = compose_services()["redis"]["command"]
-    parts = command if isinstance(command, list) else str(command).split()
-    return [interpolate(str(part), env) for part in parts]
-
-
 def test_compose_redis_publishes_no_port_and_requires_a_password_from_the_env(
     figures: Figures,
 ) -> None:
-    """The compose Redis is reachable only on the project network and only with its password."""
-    redis_service = compose_services()["redis"]
-    assert "ports" not in redis_service, "Redis must not be published on the host"
-    assert redis_service.get("network_mode") != "host"
-    raw = redis_service["command"]
-    parts = [str(part) for part in (raw if isinstance(raw, list) else str(raw).split())]
-    assert "--requirepass" in parts, parts
-    secret = parts[parts.index("--requirepass") + 1]
-    match = _VARIABLE.fullmatch(secret)
-    assert match is not None, f"the password must come from a variable, not {secret!r}"
-    assert match.group("op") in (":?", "?"), "the password must be required, with no default"
-    # An unset password stops `docker compose up` instead of starting an open Redis.
-    with pytest.raises(KeyError):
-        redis_command({})
-    # The healthcheck authenticates without putting the password on a command line.
-    assert secret not in " ".join(map(str, redis_service["healthcheck"]["test"]))
-    figures("compose-redis", command=" ".join(parts[:-1]) + f" <{match.group('name')}>")
+    """Both compose Redis servers are reachable only on the project network, and only with a
+    password that must be set and appears on no command line."""
+    services = compose_services()
+    for name in ("redis", "cache"):
+        service = services[name]
+        assert "ports" not in service, f"{name} must not be published on the host"
+        assert service.get("network_mode") != "host"
+        secret = str(service["environment"]["REDIS_PASSWORD"])
+        match = _VARIABLE.fullmatch(secret)
+        assert match is not None, f"the password must come from a variable, not {secret!r}"
+        assert match.group("op") in (":?", "?"), "the password must be required, with no default"
+        # An unset password stops `docker compose up` instead of starting an open Redis.
+        with pytest.raises(KeyError):
+            interpolate(secret, {})
+        command = " ".join(map(str, service["command"]))
+        assert "REDIS_PASSWORD" not in command and "requirepass" not in command, command
+        assert "REDIS_PASSWORD" not in " ".join(map(str, service["healthcheck"]["test"]))
+    figures("compose-redis", command=" ".join(map(str, services["redis"]["command"])))
 
 
 # --- a real redis-server started the compose way --------------------------------------------------
@@ -109,35 +101,16 @@ def test_compose_redis_publishes_no_port_and_requires_a_password_from_the_env(
 
 @pytest.fixture
 def compose_redis(tmp_path: Path) -> Iterator[tuple[int, str]]:
-    """``redis-server`` with the compose arguments on a private loopback port; (port, password)."""
+    """The queue's Redis started by compose's script on a private loopback port; (port,
+    password)."""
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed")
-    password = secrets.token_urlsafe(24)
-    port = free_port()
-    command = redis_command({"REDIS_PASSWORD": password})
-    assert command[0] == "redis-server"
-    # Docker specifics replaced: a loopback port instead of the container network, a scratch
-    # directory instead of the volume, no RDB snapshots.
-    command += ["--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", ""]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    server = ComposeRedis(tmp_path, "queue", secrets.token_urlsafe(24))
+    server.start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start: {command[:-8]}") from None
-                time.sleep(0.05)
-        yield port, password
+        yield server.port, server.password
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        server.stop()
 
 
 def resp_exchange(port: int, *commands: list[str]) -> list[bytes]:
@@ -162,29 +135,34 @@ def resp_exchange(port: int, *commands: list[str]) -> list[bytes]:
 def test_compose_redis_refuses_unauthenticated_clients(
     compose_redis: tuple[int, str], figures: Figures
 ) -> None:
-    """Started as compose starts it, Redis answers NOAUTH without the password, PONG with it."""
+    """Started as compose starts it, Redis answers NOAUTH without the password, WRONGPASS to
+    a wrong one or to the ``default`` user, and PONG to the app's user with its password."""
     port, password = compose_redis
     anonymous = resp_exchange(port, ["PING"], ["SET", "kurz-exposure-probe", "1"], ["KEYS", "*"])
     assert all(reply.startswith(b"-NOAUTH") for reply in anonymous), anonymous
-    wrong = resp_exchange(port, ["AUTH", "not-the-password"], ["PING"])
+    wrong = resp_exchange(port, ["AUTH", "kurz", "not-the-password"], ["PING"])
     assert wrong[0].startswith(b"-WRONGPASS"), wrong
     assert wrong[1].startswith(b"-NOAUTH"), wrong
-    good = resp_exchange(port, ["AUTH", password], ["PING"], ["CONFIG", "GET", "appendonly"])
+    default = resp_exchange(port, ["AUTH", password], ["PING"])
+    assert default[0].startswith(b"-WRONGPASS"), default
+    good = resp_exchange(port, ["AUTH", "kurz", password], ["PING"], ["CONFIG", "GET", "*"])
     assert good[:2] == [b"+OK", b"+PONG"], good
-    # The URL form the api and worker services use (user "default") works too.
+    assert good[2].startswith(b"-NOPERM"), good
+    # The URL form the api and worker services use works, and the AOF is on.
     client = redis_sync.Redis.from_url(
-        f"redis://default:{password}@127.0.0.1:{port}/0", socket_timeout=2
+        f"redis://kurz:{password}@127.0.0.1:{port}/0", socket_timeout=2
     )
     try:
         assert client.ping() is True
-        aof = cast("dict[str, Any]", client.config_get("appendonly"))
-        assert aof["appendonly"] == "yes"
+        persistence = cast("dict[str, Any]", client.info("persistence"))
+        assert persistence["aof_enabled"] == 1
     finally:
         client.close()
     figures(
         "redis-auth",
         unauthenticated=anonymous[0].decode(),
         wrong_password=wrong[0].decode(),
+        default_user=default[0].decode(),
         with_password=good[1].decode(),
     )
 
