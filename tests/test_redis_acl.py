@@ -199,3 +199,31 @@ def test_the_default_user_is_off(stack: AclStack) -> None:
     default = f"redis://default:{stack.queue.password}@127.0.0.1:{stack.queue.port}/0"
     with redis_lib.Redis.from_url(default) as client, pytest.raises(AuthenticationError):
         client.ping()
+
+
+def test_a_restart_replays_every_transaction_of_the_append_only_file(tmp_path: Path) -> None:
+    """Killed and started again on its files, Redis has every write the app's user made,
+    those of MULTI/EXEC transactions (SAQ finishes jobs in one) included: Redis replays the
+    file as the ``default`` user, which must keep its permissions although it is off."""
+    server = ComposeRedis(tmp_path, "queue", secrets.token_hex(24))
+    server.start()
+    try:
+        with redis_lib.Redis.from_url(server.url) as client:
+            client.set("kurz:plain", "1")
+            with client.pipeline(transaction=True) as pipe:
+                pipe.set("kurz:in-transaction", "2").incr("kurz:counter").execute()
+            assert client.get("kurz:in-transaction") == b"2"
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait(timeout=10)
+        server.start()
+        with redis_lib.Redis.from_url(server.url) as client:
+            assert client.mget("kurz:plain", "kurz:in-transaction", "kurz:counter") == [
+                b"1",
+                b"2",
+                b"1",
+            ]
+        log = (tmp_path / "redis.log").read_text(errors="replace")
+        assert "AOF-loading-client" not in log, log[-2000:]
+    finally:
+        server.stop()
