@@ -284,5 +284,6 @@ _STATUS_DOCS: Mapping[int, str] = {
     "`missing_input` / `conflicting_inputs` (not exactly one of `text`, `html`, `url`; with "
     "`fields`), `markup_as_text` (send it as `html`), `url_refused`",
     429: "`queue_full` or `rate_limited`; see Retry-After",
-    503: "Redis unreachable (`redis_unavailable`) or no worker (`not_ready`); see Retry-After",
+    503: "Redis unreachable (`redis_unavailable`), the job store full (`storage_full`) or no "
+    "worker (`not_ready`); see Retry-After",
 }
