@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     translation_beams: int = Field(default=1, ge=1, le=8)
     """Beam width for translation; greedy (1) is several times faster on a CPU."""
     inference_threads: int = Field(default=0, ge=0)
-    """Torch intra-op threads; 0 means the number of cores this process may use."""
+    """Threads of one model call (CTranslate2 intra-op threads, or torch's with the transformers
+    backend); 0 means the number of cores this process may use."""
     background_nice: int = Field(default=10, ge=0, le=19)
     """How far below the translate lane article translation and summarization run (Linux
     ``nice`` steps): a lane request gets the cores while articles are busy; 0 turns it off."""
