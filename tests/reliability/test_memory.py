@@ -7,7 +7,7 @@ worker processes (tiny models) run against them through the ACL user.
 
 * Redelivery storm: two hundred redeliveries of one job's webhooks, sixteen at a time.  A pending
   redelivery is not queued twice and a job gets a few a minute, so the receiver gets a handful of
-  bodies and the stored data does not grow.
+  bodies and the stored data grows by a few deliveries' records, not by the requests.
 * Flood: one article first (the API's storage guard learns from it how much a finished record
   outweighs its article), then distinct articles, eight at a time, until the API has refused
   some with 503 ``storage_full``.  Every other answer is a 202; Redis's own peak
@@ -32,6 +32,7 @@ import httpx
 import pytest
 import redis as redis_lib
 
+from service.api.jobs import REDELIVERIES_PER_MINUTE
 from service.webhooks import generate_secret
 from tests.processes import ComposeRedis, ServiceProcess, free_port, service_env, wait_until_ready
 from tests.receivers import ThreadedReceiver
@@ -153,13 +154,16 @@ def test_a_redelivery_storm_stays_small(
     after = stack.info(stack.queue)
     counts = {code: codes.count(code) for code in set(codes)}
     assert set(counts) <= {202, 429}, counts
-    # Five a minute per job, and a pending one is not queued twice.
-    assert counts.get(202, 0) <= 5, counts
+    # A few a minute per job (a storm straddling a minute's end meets two windows), and a
+    # pending one is not queued twice.
+    assert counts.get(202, 0) <= 2 * REDELIVERIES_PER_MINUTE, counts
     assert len(stack.receiver.requests) <= 1 + counts.get(202, 0)
     assert after["used_memory_peak"] <= QUEUE_MAXMEMORY
-    # What the storm stored (client buffers aside): a rate-limit counter and a few deliveries.
+    # What the storm stored (client buffers aside): a rate-limit counter and the records of a
+    # few deliveries (32 KB for five, measured), nothing per request: two hundred copies of the
+    # event would be megabytes.
     grown = after["used_memory_dataset"] - before["used_memory_dataset"]
-    assert grown < 64 * 1024, grown
+    assert grown < 256 * 1024, grown
     assert after["evicted_keys"] == 0
     figures(
         "memory-redelivery-storm",
