@@ -455,18 +455,25 @@ class _Processes:
             return
         process, log, _ = entry
         try:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(timeout=STOP_GRACE_S)
+            stop_process_group(process, STOP_GRACE_S)
         finally:
             log.close()
 
     def stop_all(self) -> None:
         for name in reversed(list(self._running)):
             self.stop(name)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Stop a process that leads its own group: SIGTERM to the group, as a container stop
+    does, then SIGKILL if it lingers past ``grace_s``."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace_s)

@@ -37,7 +37,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,12 @@ from packaging.requirements import Requirement
 from redis import Redis as SyncRedis
 
 from benchmarks import ROOT, Figures
-from benchmarks.http_bench import WORKER_START_TIMEOUT_S, _delete_prefix, _service_env
+from benchmarks.http_bench import (
+    WORKER_START_TIMEOUT_S,
+    _delete_prefix,
+    _service_env,
+    stop_process_group,
+)
 from service.constants import Keys
 
 __all__ = ["WorkerBenchOptions", "run_worker_benchmark"]
@@ -297,15 +301,7 @@ def _worker_process(
     try:
         yield process
     finally:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=STOP_GRACE_S)
+        stop_process_group(process, STOP_GRACE_S)
 
 
 def _rss_mib(pid: int) -> float:
