@@ -45,7 +45,7 @@ import structlog
 
 from service.errors import ConfigError, ModelUnavailableError
 from service.nlp.device import DeviceLike
-from service.nlp.loading import exclusive_lock
+from service.nlp.loading import exclusive_lock, resolve_model_dir
 
 __all__ = [
     "COMPUTE_TYPES",
@@ -53,6 +53,7 @@ __all__ = [
     "MARKER_NAME",
     "DecoderStart",
     "convert_model",
+    "converted_copy",
     "converted_dir_name",
     "decide_decoder_start",
     "resolve_compute_type",
@@ -263,3 +264,18 @@ def _is_complete(directory: Path, wanted: dict[str, Any]) -> bool:
     if not isinstance(found, dict) or any(found.get(k) != v for k, v in wanted.items()):
         return False
     return (directory / "model.bin").is_file() and (directory / "config.json").is_file()
+
+
+def converted_copy(
+    source: str, quantization: str, out_root: Path, *, allow_download: bool = True
+) -> tuple[Path, str, Path]:
+    """The source directory, its revision and its converted copy (converted now if missing)."""
+    source_dir, revision = resolve_model_dir(source, allow_download=allow_download)
+    try:
+        converted = convert_model(source_dir, revision, source, quantization, out_root)
+    except OSError as error:  # the cache directory itself: not writable, disk full
+        raise ConfigError(
+            f"cannot keep converted models in {out_root} ({error}); "
+            "point KURZ_CONVERTED_MODELS_DIR at a writable directory"
+        ) from error
+    return source_dir, revision, converted

@@ -18,24 +18,21 @@ Generation lengths
 Without torch
     Running a converted model needs ctranslate2 and the tokenizers, not torch.  A worker whose
     models are converted already keeps torch out of its memory altogether
-    (:func:`keep_torch_out`); only converting (``service.nlp.converter``) loads it.
+    (``service.nlp.torchless``); only converting (``service.nlp.converter``) loads it.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
 import threading
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ctranslate2
 
-from service.errors import ConfigError, ModelUnavailableError
-from service.nlp.conversion import convert_model, resolve_compute_type, target_vocabulary
+from service.errors import ModelUnavailableError
+from service.nlp.conversion import converted_copy, resolve_compute_type, target_vocabulary
 from service.nlp.device import DeviceLike, inference_threads
 from service.nlp.engine import (
     Engines,
@@ -45,8 +42,9 @@ from service.nlp.engine import (
     ModelRef,
     TokenSequences,
 )
-from service.nlp.loading import quiet_tokenizer, resolve_model_dir
+from service.nlp.loading import quiet_tokenizer
 from service.nlp.priority import call_lowered
+from service.nlp.torchless import keep_torch_out
 from service.presets import Generation
 from service.settings import Settings
 
@@ -57,7 +55,6 @@ __all__ = [
     "DecodingDefaults",
     "ct2_device",
     "decoding_lengths",
-    "keep_torch_out",
     "load_ct2_engines",
     "load_ct2_model",
 ]
@@ -119,7 +116,7 @@ def load_ct2_model(
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     quantization = resolve_compute_type(compute_type, device)
-    source_dir, revision, converted = _converted_copy(
+    source_dir, revision, converted = converted_copy(
         source, quantization, out_root, allow_download=allow_download
     )
     try:
@@ -155,68 +152,6 @@ def load_ct2_model(
         directory=converted,
         source_dir=source_dir,
     )
-
-
-def _converted_copy(
-    source: str, quantization: str, out_root: Path, *, allow_download: bool = True
-) -> tuple[Path, str, Path]:
-    """The source directory, its revision and its converted copy (converted now if missing)."""
-    source_dir, revision = resolve_model_dir(source, allow_download=allow_download)
-    try:
-        converted = convert_model(source_dir, revision, source, quantization, out_root)
-    except OSError as error:  # the cache directory itself: not writable, disk full
-        raise ConfigError(
-            f"cannot keep converted models in {out_root} ({error}); "
-            "point KURZ_CONVERTED_MODELS_DIR at a writable directory"
-        ) from error
-    return source_dir, revision, converted
-
-
-class _TorchNoticeFilter(logging.Filter):
-    """Drops transformers' "PyTorch was not found" notice: without torch is the point here."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "PyTorch was not found" not in record.getMessage()
-
-
-@contextmanager
-def _without_torch_notice() -> Iterator[None]:
-    """Silence transformers' notice about torch for the import that would print it."""
-    hf_logger = logging.getLogger("transformers")  # transformers' own root logger, by name
-    notice_filter = _TorchNoticeFilter()
-    hf_logger.addFilter(notice_filter)
-    try:
-        yield
-    finally:
-        hf_logger.removeFilter(notice_filter)
-
-
-def keep_torch_out() -> bool:
-    """Make transformers run without torch in this process, if it is not too late; say if it is.
-
-    The ctranslate2 backend uses transformers only for tokenizers and configs, which need no
-    torch.  But transformers 5 has no switch to leave an installed torch alone (the old
-    ``USE_TORCH`` variable is gone): ``is_torch_available`` only asks ``importlib`` whether the
-    package can be found, and when it can, ``configuration_utils`` (through its RoPE helpers)
-    imports torch, so even ``AutoTokenizer`` loads all of it.  ``None`` in ``sys.modules`` is
-    Python's documented mark of a module that must not be imported: ``find_spec`` then answers
-    that there is none, and transformers takes the same path as in an environment without torch
-    (an image built without it), where tokenizers, configs and file utilities all work.
-
-    The mark is for the rest of the process (transformers caches its answer), so it is set only
-    when neither torch nor transformers is imported yet: a process that already has torch, or
-    whose transformers already counted on it (a test session, a benchmark comparing the two),
-    is left as it is.  Call it only once every model is converted: converting needs torch.
-    """
-    if "torch" in sys.modules:
-        return sys.modules["torch"] is None  # marked already, or imported
-    if "transformers" in sys.modules:
-        return False
-    sys.modules["torch"] = None  # type: ignore[assignment]  # "not importable", see above
-    with _without_torch_notice():
-        # Imported now, with the mark in place, so that it decides that torch is absent.
-        import transformers  # noqa: F401
-    return True
 
 
 def _decoding_defaults(
@@ -436,13 +371,13 @@ def load_ct2_engines(
     which ``usable_cores`` respects) so that they do not oversubscribe it.
 
     Both models are converted (if they are not yet) before either is loaded, and then torch is
-    kept out of the process (:func:`keep_torch_out`): a worker started on converted models never
-    imports it, and one that converted on this start has it already and simply keeps it.
+    kept out of the process (``service.nlp.torchless``): a worker started on converted models
+    never imports it, and one that converted on this start has it already and simply keeps it.
     """
     quantization = resolve_compute_type(settings.compute_type, device)
     out_root = Path(settings.converted_models_dir)
     for source in dict.fromkeys([settings.translation_source, settings.summarization_source]):
-        _converted_copy(source, quantization, out_root)
+        converted_copy(source, quantization, out_root)
     keep_torch_out()
     common: dict[str, Any] = {
         "device": device,
