@@ -124,7 +124,7 @@ def problem_for(exc: BaseException) -> Problem:
             headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
         )
     if _is_redis_out_of_memory(exc):
-        return _kurz_problem(StorageFullError(-1, -1))
+        return _kurz_problem(StorageFullError())
     if isinstance(exc, HTTPException):
         return _http_problem(exc)
     if isinstance(exc, SerializationException):  # a body read by a handler itself

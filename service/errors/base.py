@@ -145,12 +145,10 @@ class StorageFullError(ApiProblem):
     #: Seconds a refused client should wait: finished jobs' records expire, workers drain.
     retry_after_s: ClassVar[int] = 30
 
-    def __init__(self, used_bytes: int, limit_bytes: int) -> None:
+    def __init__(self) -> None:
         super().__init__(
             self.status,
             self.code,
             "the job store is full; retry later",
             headers={"Retry-After": str(self.retry_after_s)},
         )
-        self.used_bytes = used_bytes
-        self.limit_bytes = limit_bytes

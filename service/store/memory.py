@@ -62,9 +62,11 @@ class MemorySnapshot:
         """What Redis will hold once the jobs accepted so far have written their results."""
         return self.used_bytes + int(self.growth * self.pending_input_bytes)
 
-    def over(self, high_water: float) -> bool:
-        """Whether new work should be refused at this share of the limit."""
-        return self.limit_bytes > 0 and self.committed_bytes >= high_water * self.limit_bytes
+    def over(self, high_water: float, admitting_bytes: int = 0) -> bool:
+        """Whether new work should be refused at this share of the limit, with articles of
+        ``admitting_bytes`` being enqueued besides the jobs accepted already."""
+        committed = self.committed_bytes + int(self.growth * admitting_bytes)
+        return self.limit_bytes > 0 and committed >= high_water * self.limit_bytes
 
 
 class StorageGuard:
@@ -109,11 +111,8 @@ class StorageGuard:
 
     async def _check(self, article_bytes: int) -> None:
         snapshot = await self.snapshot()
-        admitting = int(snapshot.growth * (self._admitting + article_bytes))
-        if snapshot.limit_bytes > 0 and (
-            snapshot.committed_bytes + admitting >= self.high_water * snapshot.limit_bytes
-        ):
-            raise StorageFullError(snapshot.committed_bytes + admitting, snapshot.limit_bytes)
+        if snapshot.over(self.high_water, self._admitting + article_bytes):
+            raise StorageFullError()
 
     async def snapshot(self) -> MemorySnapshot:
         """The last reading, read again when older than ``refresh_s``, or on every call once
