@@ -7,6 +7,7 @@ without touching anyone's data) and its own key prefix.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from service.settings import ROOT
+from tests.receivers import ThreadedReceiver
 
 
 def free_port() -> int:
@@ -277,3 +279,64 @@ def service_stack(logs: Path, tiny_models_dir: Path, **settings: str) -> Iterato
         api.stop()
         worker.stop()
         redis.stop()
+
+
+@dataclass
+class ComposeStack:
+    """The compose stack's two Redis servers (see :class:`ComposeRedis`), one API and one worker
+    on the tiny models logged in as the app's user, and a loopback webhook receiver."""
+
+    queue: ComposeRedis
+    cache: ComposeRedis
+    receiver: ThreadedReceiver
+    base_url: str
+    processes: list[ServiceProcess]
+
+    def logs(self) -> str:
+        """Everything the API and the worker wrote (whole: tests search it)."""
+        return "\n".join(process.output() for process in self.processes)
+
+
+@contextmanager
+def compose_stack(
+    directory: Path,
+    tiny_models_dir: Path,
+    *,
+    queue_maxmemory: str | None = None,
+    cache_maxmemory: str | None = None,
+    **settings: str,
+) -> Iterator[ComposeStack]:
+    """Start a :class:`ComposeStack` with ``settings`` (``KURZ_`` variables; callbacks may
+    reach 127.0.0.1), wait until the API is ready, and stop everything afterwards."""
+    password = secrets.token_hex(24)
+    queue = ComposeRedis(directory / "queue", "queue", password, maxmemory=queue_maxmemory)
+    cache = ComposeRedis(directory / "cache", "cache", password, maxmemory=cache_maxmemory)
+    receiver = ThreadedReceiver()
+    processes: list[ServiceProcess] = []
+    try:
+        queue.start()
+        cache.start()
+        port = free_port()
+        env = service_env(
+            queue.url,
+            tiny_models_dir,
+            KURZ_CACHE_REDIS_URL=cache.url,
+            KURZ_PORT=str(port),
+            KURZ_WEBHOOK_ALLOW_HOSTS="127.0.0.1",
+            KURZ_WEBHOOK_RETRY_SCHEDULE="0,1",
+            **settings,
+        )
+        processes.append(ServiceProcess("api", env, directory / "api.log"))
+        processes.append(ServiceProcess("worker", env, directory / "worker.log"))
+        stack = ComposeStack(queue, cache, receiver, f"http://127.0.0.1:{port}", processes)
+        try:
+            wait_until_ready(stack.base_url)
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}\n{stack.logs()[-6000:]}") from None
+        yield stack
+    finally:
+        for process in processes:
+            process.stop()
+        queue.stop()
+        cache.stop()
+        receiver.close()

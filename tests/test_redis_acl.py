@@ -8,7 +8,6 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError
 from standardwebhooks.webhooks import Webhook
 
 from service.webhooks import generate_secret
-from tests.processes import ComposeRedis, ServiceProcess, free_port, service_env, wait_until_ready
-from tests.receivers import ThreadedReceiver
+from tests.processes import ComposeRedis, ComposeStack, compose_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 
@@ -28,52 +26,14 @@ WEBHOOK_SECRET = generate_secret()
 TERMINAL = {"succeeded", "failed", "canceled"}
 
 
-@dataclass
-class AclStack:
-    queue: ComposeRedis
-    cache: ComposeRedis
-    receiver: ThreadedReceiver
-    base_url: str
-    processes: list[ServiceProcess]
-
-    def logs(self) -> str:
-        return "\n".join(process.output() for process in self.processes)
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> Iterator[AclStack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path
+) -> Iterator[ComposeStack]:
     """Both compose Redis servers (own ports and files), one API and one worker as user kurz."""
     directory = tmp_path_factory.mktemp("acl")
-    password = secrets.token_hex(24)
-    queue = ComposeRedis(directory / "queue", "queue", password)
-    cache = ComposeRedis(directory / "cache", "cache", password)
-    queue.start()
-    cache.start()
-    port = free_port()
-    env = service_env(
-        queue.url,
-        tiny_models_dir,
-        KURZ_CACHE_REDIS_URL=cache.url,
-        KURZ_PORT=str(port),
-        KURZ_WEBHOOK_SECRET=WEBHOOK_SECRET,
-        KURZ_WEBHOOK_ALLOW_HOSTS="127.0.0.1",
-        KURZ_WEBHOOK_RETRY_SCHEDULE="0,1",
-    )
-    receiver = ThreadedReceiver()
-    processes = [
-        ServiceProcess("api", env, directory / "api.log"),
-        ServiceProcess("worker", env, directory / "worker.log"),
-    ]
-    stack = AclStack(queue, cache, receiver, f"http://127.0.0.1:{port}", processes)
-    try:
-        wait_until_ready(stack.base_url)
-        yield stack
-    finally:
-        for process in processes:
-            process.stop()
-        queue.stop()
-        cache.stop()
-        receiver.close()
+    with compose_stack(directory, tiny_models_dir, KURZ_WEBHOOK_SECRET=WEBHOOK_SECRET) as made:
+        yield made
 
 
 def finished(base_url: str, job_id: str, timeout_s: float = 300) -> dict[str, Any]:
@@ -92,7 +52,7 @@ def keys_matching(server: ComposeRedis, pattern: str) -> list[bytes]:
 
 
 def test_every_endpoint_works_through_the_limited_user(
-    stack: AclStack, seed_texts: dict[str, str]
+    stack: ComposeStack, seed_texts: dict[str, str]
 ) -> None:
     """Summaries, the cache hit, webhooks and their redelivery, the event stream, the translate
     lane, cancel, health and metrics: none needs a command or key the ACL leaves out."""
@@ -147,7 +107,7 @@ def test_every_endpoint_works_through_the_limited_user(
 
 
 def test_results_are_cached_on_the_cache_server_and_jobs_kept_on_the_queue_server(
-    stack: AclStack, seed_texts: dict[str, str]
+    stack: ComposeStack, seed_texts: dict[str, str]
 ) -> None:
     """Evicting the cache server's keys loses only work that can be redone; the queue server,
     which never evicts, holds every job record."""
@@ -183,14 +143,14 @@ def test_results_are_cached_on_the_cache_server_and_jobs_kept_on_the_queue_serve
         ("SET", "unprefixed", "1"),
     ],
 )
-def test_the_app_user_may_do_nothing_else(stack: AclStack, command: tuple[str, ...]) -> None:
+def test_the_app_user_may_do_nothing_else(stack: ComposeStack, command: tuple[str, ...]) -> None:
     """Someone holding the app's password still cannot wipe Redis, read its configuration or
     the password hash, stop it, or touch keys outside the service's prefixes."""
     with redis_lib.Redis.from_url(stack.queue.url) as client, pytest.raises(NoPermissionError):
         client.execute_command(*command)
 
 
-def test_the_default_user_is_off(stack: AclStack) -> None:
+def test_the_default_user_is_off(stack: ComposeStack) -> None:
     """No login without the app's user: an empty password, or the app's password for the
     ``default`` user (the one plain ``redis-cli`` and password-only URLs use), both fail."""
     url = f"redis://127.0.0.1:{stack.queue.port}/0"

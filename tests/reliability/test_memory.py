@@ -19,12 +19,10 @@ worker processes (tiny models) run against them through the ACL user.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +32,8 @@ import redis as redis_lib
 
 from service.api.jobs import REDELIVERIES_PER_MINUTE
 from service.webhooks import generate_secret
-from tests.processes import ComposeRedis, ServiceProcess, free_port, service_env, wait_until_ready
-from tests.receivers import ThreadedReceiver
-from tests.reliability.conftest import sized, stop_processes
+from tests.processes import ComposeRedis, ComposeStack, compose_stack
+from tests.reliability.conftest import sized
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.timeout(600)]
 
@@ -50,58 +47,28 @@ SAMPLED = ("used_memory", "used_memory_dataset", "mem_clients_normal", "mem_aof_
 SAQ_TERMINAL = {"complete", "failed", "aborted"}
 
 
-@dataclass
-class MemoryStack:
-    queue: ComposeRedis
-    cache: ComposeRedis
-    receiver: ThreadedReceiver
-    base_url: str
-    processes: list[ServiceProcess]
-
-    def info(self, server: ComposeRedis) -> dict[str, Any]:
-        with redis_lib.Redis.from_url(server.url, socket_timeout=5) as client:
-            info: dict[str, Any] = client.info("memory")
-            info.update(client.info("stats"))
-            return info
-
-    def logs(self) -> str:
-        return "\n".join(process.output()[-3000:] for process in self.processes)
+def info(server: ComposeRedis) -> dict[str, Any]:
+    """A Redis server's ``INFO memory`` and ``INFO stats`` together."""
+    with redis_lib.Redis.from_url(server.url, socket_timeout=5) as client:
+        found: dict[str, Any] = client.info("memory")
+        found.update(client.info("stats"))
+        return found
 
 
 @pytest.fixture
-def stack(tmp_path: Path, tiny_models_dir: Path) -> Iterator[MemoryStack]:
-    password = secrets.token_hex(24)
-    queue = ComposeRedis(tmp_path / "queue", "queue", password, maxmemory=str(QUEUE_MAXMEMORY))
-    cache = ComposeRedis(tmp_path / "cache", "cache", password, maxmemory=str(CACHE_MAXMEMORY))
-    receiver = ThreadedReceiver()
-    processes: list[ServiceProcess] = []
-    try:
-        queue.start()
-        cache.start()
-        port = free_port()
-        env = service_env(
-            queue.url,
-            tiny_models_dir,
-            KURZ_CACHE_REDIS_URL=cache.url,
-            KURZ_PORT=str(port),
-            KURZ_WORKER_CONCURRENCY="4",
-            KURZ_WEBHOOK_SECRET=generate_secret(),
-            KURZ_WEBHOOK_ALLOW_HOSTS="127.0.0.1",
-            KURZ_WEBHOOK_RETRY_SCHEDULE="0,1",
-            # At 8 MB, the connections' buffers alone are 5% of the limit (at compose's 1 GB,
-            # nothing): more room above the mark than the default 10%.
-            KURZ_REDIS_MEMORY_HIGH_WATER="0.8",
-        )
-        processes.append(ServiceProcess("api", env, tmp_path / "api.log"))
-        processes.append(ServiceProcess("worker", env, tmp_path / "worker.log"))
-        made = MemoryStack(queue, cache, receiver, f"http://127.0.0.1:{port}", processes)
-        wait_until_ready(made.base_url)
+def stack(tmp_path: Path, tiny_models_dir: Path) -> Iterator[ComposeStack]:
+    with compose_stack(
+        tmp_path,
+        tiny_models_dir,
+        queue_maxmemory=str(QUEUE_MAXMEMORY),
+        cache_maxmemory=str(CACHE_MAXMEMORY),
+        KURZ_WORKER_CONCURRENCY="4",
+        KURZ_WEBHOOK_SECRET=generate_secret(),
+        # At 8 MB, the connections' buffers alone are 5% of the limit (at compose's 1 GB,
+        # nothing): more room above the mark than the default 10%.
+        KURZ_REDIS_MEMORY_HIGH_WATER="0.8",
+    ) as made:
         yield made
-    finally:
-        stop_processes(processes)
-        queue.stop()
-        cache.stop()
-        receiver.close()
 
 
 def distinct_article(sentences: list[str], index: int, count: int) -> str:
@@ -111,7 +78,7 @@ def distinct_article(sentences: list[str], index: int, count: int) -> str:
     return f"Bericht Nummer {index}.\n\n{body}"
 
 
-def wait_all_finished(stack: MemoryStack, job_ids: list[str], timeout_s: float) -> dict[str, str]:
+def wait_all_finished(stack: ComposeStack, job_ids: list[str], timeout_s: float) -> dict[str, str]:
     """Each job's SAQ status once all have ended (or the deadline passed), read from Redis:
     polling hundreds of jobs through the API would meet its read rate limit.  One record at
     a time: an MGET of them all would make Redis hold them all in one reply buffer, which
@@ -131,7 +98,7 @@ def wait_all_finished(stack: MemoryStack, job_ids: list[str], timeout_s: float) 
 
 
 def test_a_redelivery_storm_stays_small(
-    stack: MemoryStack, seed_texts: dict[str, str], figures: Figures
+    stack: ComposeStack, seed_texts: dict[str, str], figures: Figures
 ) -> None:
     text = next(iter(seed_texts.values()))
     with httpx.Client(base_url=stack.base_url, timeout=30) as http:
@@ -143,7 +110,7 @@ def test_a_redelivery_storm_stays_small(
         while not stack.receiver.requests and time.monotonic() < deadline:
             time.sleep(0.2)
         assert len(stack.receiver.requests) == 1
-        before = stack.info(stack.queue)
+        before = info(stack.queue)
 
         def redeliver(_: int) -> int:
             return http.post(f"/jobs/{job_id}/deliveries/redeliver").status_code
@@ -151,7 +118,7 @@ def test_a_redelivery_storm_stays_small(
         with ThreadPoolExecutor(16) as pool:
             codes = list(pool.map(redeliver, range(sized(200, 2000))))
     time.sleep(3)  # let the accepted redeliveries go out
-    after = stack.info(stack.queue)
+    after = info(stack.queue)
     counts = {code: codes.count(code) for code in set(codes)}
     assert set(counts) <= {202, 429}, counts
     # A few a minute per job (a storm straddling a minute's end meets two windows), and a
@@ -176,7 +143,7 @@ def test_a_redelivery_storm_stays_small(
 
 
 def test_a_flood_of_distinct_articles_is_refused_before_redis_is_full(
-    stack: MemoryStack, seed_texts: dict[str, str], figures: Figures
+    stack: ComposeStack, seed_texts: dict[str, str], figures: Figures
 ) -> None:
     sentences = [s for text in seed_texts.values() for s in text.split(". ") if len(s) > 40]
     statuses: dict[int, int] = {}
@@ -222,12 +189,12 @@ def test_a_flood_of_distinct_articles_is_refused_before_redis_is_full(
             index += 32
             refused = sum(1 for code in codes.values() if code == "storage_full")
     flood_s = time.monotonic() - started
-    queue = stack.info(stack.queue)
-    cache = stack.info(stack.cache)
+    queue = info(stack.queue)
+    cache = info(stack.cache)
     answers = {code: list(statuses.values()).count(code) for code in set(statuses.values())}
     refusals = {code: list(codes.values()).count(code) for code in set(codes.values())}
     assert refused >= 20, (answers, refusals, queue["used_memory"])
-    assert set(answers) <= {202, 503}, (answers, refusals, stack.logs())
+    assert set(answers) <= {202, 503}, (answers, refusals, stack.logs()[-6000:])
     assert set(refusals) == {"storage_full"}, refusals
     assert queue["used_memory_peak"] <= QUEUE_MAXMEMORY, queue["used_memory_peak"]
     assert queue["evicted_keys"] == 0
@@ -236,13 +203,13 @@ def test_a_flood_of_distinct_articles_is_refused_before_redis_is_full(
     sampler.join(timeout=10)
     unfinished = {job_id: status for job_id, status in final.items() if status != "complete"}
     top = max(samples, key=lambda sample: sample["used_memory"])
-    assert not unfinished, (len(unfinished), set(unfinished.values()), top, stack.logs())
+    assert not unfinished, (len(unfinished), set(unfinished.values()), top, stack.logs()[-6000:])
     # The API shows them whole: the last accepted, with its result.
     view = httpx.get(f"{stack.base_url}/jobs/{accepted[-1]}", timeout=10).json()
     assert view["status"] == "succeeded" and view["result"]["summary"], view
-    after = stack.info(stack.queue)
+    after = info(stack.queue)
     assert after["used_memory_peak"] <= QUEUE_MAXMEMORY, after["used_memory_peak"]
-    cache = stack.info(stack.cache)
+    cache = info(stack.cache)
     # The caches' server made room by evicting, and holds no more data than its limit.
     assert cache["evicted_keys"] > 0 and cache["used_memory_dataset"] <= CACHE_MAXMEMORY
     # Every article was taken off the pending bytes, and what a finished record weighs
