@@ -1,7 +1,7 @@
 """``python -m benchmarks [pipeline] [http] [ct2] [lane] [progressive] [script] [worker]``.
 
-Runs, prints and saves.  With no names every benchmark runs (``make bench``; about forty minutes
-on a 2-core machine, twenty of them the ``script`` baseline).
+Runs, prints and saves.  With no names every benchmark runs (``make bench``; well over half an
+hour on a 2-core machine, twenty minutes of it the ``script`` baseline).
 Every figure is written to ``benchmarks/last-run.json`` under its own flat key, so runs can be
 diffed key by key; the file holds this run only (a partial run does not mix with an older one).
 
