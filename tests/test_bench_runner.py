@@ -31,6 +31,36 @@ def test_the_script_comparison_is_a_runner_and_both_of_its_figures_have_targets(
     assert targets["translation_share_of_int8_ceiling"] == (">=", 0.30)
 
 
+def test_the_end_of_a_run_judges_every_target_and_shows_every_reported_figure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """One look at the end of `make bench` tells which targets were met, which were not and
+    which were not measured, and shows the figures the issues ask for without a threshold."""
+    from benchmarks.__main__ import REPORTED, TARGETS, _print_targets
+
+    figures = {
+        "http_cache_hit_rps_share_of_bare": 0.82,
+        "http_cache_hit_p99_ms": 31.5,
+        "worker_rss_mib_without_torch": 912.0,
+    }
+    _print_targets(figures)
+    lines = capsys.readouterr().out.splitlines()
+
+    def line_of(key: str) -> str:
+        (line,) = [line for line in lines if line.strip().startswith(f"{key} ")]
+        return line
+
+    assert line_of("http_cache_hit_rps_share_of_bare").endswith("0.820 MET")
+    assert line_of("http_cache_hit_p99_ms").endswith("31.5 NOT MET")
+    assert line_of("worker_rss_mib_without_torch").endswith(": 912.0")
+    for key, *_ in TARGETS:
+        if key not in figures:
+            assert line_of(key).endswith("not measured")
+    for key, _ in REPORTED:
+        if key not in figures:
+            assert line_of(key).endswith("not measured")
+
+
 @pytest.mark.slow
 def test_the_script_comparison_runs_on_the_tiny_models(tmp_path: Path) -> None:
     """Both sides run a short article; per-seed times, the ratio and the int8 share come out.
