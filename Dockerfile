@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Kurzgefasst: one image for both processes of the service.
 #
-#   docker build -t kurzgefasst:local .                     CPU torch, models baked in
+#   docker build -t kurzgefasst:local .                     models baked in and converted, no torch
 #   docker run -p 8000:8000 kurzgefasst:local               the API (needs KURZ_REDIS_URL)
 #   docker run kurzgefasst:local worker                     a worker (same image, other command)
 #
@@ -12,7 +12,7 @@
 #                        `tiny`: the tiny offline models, built from seeds/, for checking the
 #                        image and the stack without model weights; run with KURZ_MODELS=tiny)
 #   KURZ_BACKEND         `ctranslate2` (the default) also converts the baked models at build
-#                        time; `transformers` skips that
+#                        time; `transformers` skips that, and keeps torch in the image
 #   BASE_IMAGE           a CUDA base for GPU workers (see compose.gpu.yml); needs Python 3.11,
 #                        or an Ubuntu whose apt has python3.11 (it is installed then)
 #   TORCH_SPEC, TORCH_INDEX_URL
@@ -21,7 +21,16 @@
 #                        the registry's CPU build, for a build behind a mirror)
 #   KURZ_TORCH           `cpu` (the default): the build fails if torch is a CUDA build or any
 #                        nvidia-* package got in, since the CPU image must never carry CUDA
-#                        libraries; `cuda` for the GPU workers' image (compose.gpu.yml)
+#                        libraries; `cuda` for the GPU workers' image (compose.gpu.yml), which
+#                        keeps torch
+#
+# torch: a worker on the ctranslate2 backend runs on the converted models with tokenizers and
+# CTranslate2 alone, so the runtime's virtual environment has no torch (scripts/install.sh with
+# WITH_TORCH=0; about 0.7 GB less) when the models are baked in (BAKE_MODELS=1 or tiny) on the
+# default backend: they are made and converted in the `models` stage, whose copy of the
+# environment has torch, and only the models reach the runtime.  torch stays in the runtime for
+# KURZ_BACKEND=transformers, for the GPU image (KURZ_TORCH=cuda), and with BAKE_MODELS=0, where
+# the worker converts the models it downloads on its first start.
 #
 # `make image` builds it (with Podman where there is no Docker engine, on a Debian base made with
 # debootstrap where no image registry answers) and `make test-image` checks the compose stack
@@ -32,6 +41,11 @@
 # that changing the code does not reinstall torch.
 
 ARG BASE_IMAGE=python:3.11-slim-bookworm
+ARG BAKE_MODELS=1
+ARG KURZ_BACKEND=ctranslate2
+ARG KURZ_TORCH=cpu
+ARG TORCH_SPEC=torch==2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 # --- base: Python 3.11, tini and the unprivileged user -----------------------------------------
 FROM ${BASE_IMAGE} AS base
@@ -55,17 +69,36 @@ RUN groupadd --gid 10001 kurz \
     && chown -R kurz:kurz /app/var /home/kurz/.cache
 WORKDIR /app
 
-# --- build: the virtual environment, dependencies first ----------------------------------------
-FROM base AS build
-ARG TORCH_SPEC=torch==2.13.0
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG KURZ_TORCH=cpu
+# --- deps: the runtime's virtual environment, its dependencies (torch only where needed) -------
+FROM base AS deps
+ARG BAKE_MODELS
+ARG KURZ_BACKEND
+ARG KURZ_TORCH
+ARG TORCH_SPEC
+ARG TORCH_INDEX_URL
 COPY pyproject.toml ./
-# The install script alone: a change to another script must not reinstall torch.
+# The install script alone: a change to another script must not reinstall the dependencies.
 COPY scripts/install.sh scripts/
-RUN DEPS_ONLY=1 TORCH_CPU_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv
+# Which builds keep torch at run time: see the top of this file.
+RUN with_torch=0; \
+    if [ "$KURZ_BACKEND" != ctranslate2 ] || [ "$KURZ_TORCH" = cuda ] \
+       || [ "$BAKE_MODELS" = 0 ]; then \
+      with_torch=1; \
+    fi; \
+    WITH_TORCH=$with_torch DEPS_ONLY=1 TORCH_CPU_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv
+
+# --- build: the runtime's virtual environment with the package ---------------------------------
+FROM deps AS build
+ARG KURZ_TORCH
+ARG TORCH_SPEC
+ARG TORCH_INDEX_URL
 COPY . .
-RUN TORCH_CPU_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv \
+# With torch where the dependencies got it, without where they did not.
+RUN with_torch=0; \
+    if .venv/bin/python -c 'import importlib.util as u; assert u.find_spec("torch")' 2>/dev/null; then \
+      with_torch=1; \
+    fi; \
+    WITH_TORCH=$with_torch TORCH_CPU_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv \
     && .venv/bin/python -m compileall -q service
 # Nothing here compiles C++ against torch or runs its C++ test programs: its headers, tests and
 # test binaries (about 190 MB) stay out of the image.
@@ -73,9 +106,23 @@ RUN torch=$(echo .venv/lib/python3*/site-packages/torch) \
     && rm -rf "$torch"/include "$torch"/test "$torch"/bin/test_* "$torch"/bin/*Test "$torch"/bin/protoc*
 
 # --- models: the Hugging Face cache (and converted models) to bake in --------------------------
-FROM build AS models
-ARG BAKE_MODELS=1
-ARG KURZ_BACKEND=ctranslate2
+# Making the tiny models and converting need torch: this stage's copy of the environment gets it
+# (kept in a layer of its own while pyproject.toml and the install script do not change), and
+# the runtime takes only the models from here.
+FROM deps AS deps-torch
+ARG KURZ_TORCH
+ARG TORCH_SPEC
+ARG TORCH_INDEX_URL
+RUN WITH_TORCH=1 DEPS_ONLY=1 TORCH_CPU_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv
+
+FROM deps-torch AS models
+ARG BAKE_MODELS
+ARG KURZ_BACKEND
+ARG KURZ_TORCH
+ARG TORCH_SPEC
+ARG TORCH_INDEX_URL
+COPY . .
+RUN WITH_TORCH=1 TORCH_CPU_ONLY=1 PYTHON=python3.11 scripts/install.sh .venv
 # The downloads go through a BuildKit cache, so a rebuild after a code change copies them from
 # there instead of fetching a gigabyte again.
 RUN --mount=type=cache,target=/cache/huggingface,id=kurzgefasst-hf \
@@ -96,7 +143,7 @@ RUN --mount=type=cache,target=/cache/huggingface,id=kurzgefasst-hf \
 
 # --- runtime ------------------------------------------------------------------------------------
 FROM base AS runtime
-ARG KURZ_BACKEND=ctranslate2
+ARG KURZ_BACKEND
 ENV PATH=/app/.venv/bin:$PATH \
     HF_HOME=/home/kurz/.cache/huggingface \
     KURZ_HOST=0.0.0.0 \

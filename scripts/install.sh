@@ -12,8 +12,13 @@
 # (and, with PYTHON set, is PYTHON's version); otherwise it is rebuilt, and the script says so:
 # pip refuses the package on an unsupported Python, so reusing such a venv only fails later.
 #
-# torch: the CPU build by default, because on Linux the registry's torch is a CUDA build of
-# several gigabytes that a CPU-only machine never uses.
+# torch: installed by default (the pyproject extra `torch`), the CPU build by default, because on
+# Linux the registry's torch is a CUDA build of several gigabytes that a CPU-only machine never
+# uses.  It converts models for ctranslate2, builds the tiny models the tests use, and runs
+# KURZ_BACKEND=transformers; a worker on the ctranslate2 backend with converted models runs
+# without it.
+#   WITH_TORCH=0      a lean environment without torch (the image's runtime venv on the default
+#                     backend): the script stops if torch is installed all the same
 #   TORCH_INDEX_URL   an index to install torch from (a CUDA `.../whl/cu128`, or a mirror); wins
 #   KURZ_TORCH=cuda   the registry's default build (CUDA on Linux): for GPU hosts
 #   KURZ_TORCH=cpu    (the default) PyTorch's CPU index when it answers within
@@ -22,7 +27,7 @@
 #                     else the registry's torch==2.13.0: on Linux PyPI has only the CUDA build
 #                     under that name, and pip takes it with its nvidia-* libraries
 #   TORCH_CPU_INDEX_URL  where the CPU build lives (https://download.pytorch.org/whl/cpu)
-#   TORCH_SPEC        the torch requirement (torch==2.13.0, the pin in pyproject.toml)
+#   TORCH_SPEC        the torch requirement (torch==2.13.0, the pin of the `torch` extra)
 #   TORCH_CPU_ONLY=1  with KURZ_TORCH=cpu, stop with an error when the environment ends up with
 #                     a CUDA build of torch or any nvidia-* package (a hint otherwise): the
 #                     Dockerfile sets it, because the CPU image must never carry gigabytes of
@@ -42,6 +47,7 @@ supported_min=11
 supported_max=13
 torch_spec=${TORCH_SPEC:-torch==2.13.0}
 torch_choice=${KURZ_TORCH:-cpu}
+with_torch=${WITH_TORCH:-1}
 cpu_index=${TORCH_CPU_INDEX_URL:-https://download.pytorch.org/whl/cpu}
 probe_timeout_s=${TORCH_PROBE_TIMEOUT_S:-3}
 how_to_get="install one (Debian/Ubuntu: apt install python3.12-venv; macOS: brew install python@3.13; or python.org) and run again, or set PYTHON to its path"
@@ -130,8 +136,6 @@ py=("$venv/bin/python")
 pip=("${py[@]}" -m pip --disable-pip-version-check)
 "${pip[@]}" install --quiet --upgrade pip
 
-# torch first and alone: with it installed, the package's own torch==2.13.0 requirement is
-# already satisfied and nothing else is fetched for it.
 answers() {
   # A bounded probe: urlopen's timeout does not cover the DNS lookup, which can hang offline,
   # so the request runs in a daemon thread that the interpreter abandons after the deadline.
@@ -152,32 +156,34 @@ sys.exit(0 if ok and ok[0] else 1)
 ' "$1" "$probe_timeout_s"
 }
 case $torch_choice in cpu | cuda) ;; *) die "KURZ_TORCH=$torch_choice: use cpu or cuda" ;; esac
-torch_index="" torch_from=""
-if [ -n "${TORCH_INDEX_URL:-}" ]; then
-  torch_index=$TORCH_INDEX_URL torch_from="from TORCH_INDEX_URL ($TORCH_INDEX_URL)"
-elif [ "$torch_choice" = cuda ]; then
-  torch_from="from the package registry (KURZ_TORCH=cuda)"
-elif answers "${cpu_index%/}/torch/"; then
-  torch_index=$cpu_index torch_from="from PyTorch's CPU index ($cpu_index)"
-else
-  torch_from="from the package registry: PyTorch's CPU index ($cpu_index) did not answer within ${probe_timeout_s} s"
-fi
-# Without PyTorch's index, the CPU build can still be on hand under its local version (a wheel
-# cache, a mirror): asked for by that name first, since the bare pin is the CUDA build on PyPI.
-cpu_spec=""
-if [ -z "$torch_index" ] && [ "$torch_choice" = cpu ] && [[ $torch_spec =~ ^torch==[0-9.]+$ ]]; then
-  cpu_spec="$torch_spec+cpu"
-fi
-if [ -n "$torch_index" ]; then
-  "${pip[@]}" install --quiet "$torch_spec" --index-url "$torch_index"
-elif [ -n "$cpu_spec" ] && "${pip[@]}" install --quiet "$cpu_spec" 2>/dev/null; then
-  torch_from="as $cpu_spec $torch_from"
-else
-  [ -z "$cpu_spec" ] \
-    || torch_from="from the package registry, which has no $cpu_spec: ${torch_from#*: }"
-  "${pip[@]}" install --quiet "$torch_spec"
-fi
-torch_build=$("${py[@]}" -c '
+# torch first and alone: with it installed, the package's own torch requirement (the `torch`
+# extra) is already satisfied and nothing else is fetched for it.
+install_torch() {
+  local torch_index="" torch_from="" cpu_spec="" torch_build hint=""
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then
+    torch_index=$TORCH_INDEX_URL torch_from="from TORCH_INDEX_URL ($TORCH_INDEX_URL)"
+  elif [ "$torch_choice" = cuda ]; then
+    torch_from="from the package registry (KURZ_TORCH=cuda)"
+  elif answers "${cpu_index%/}/torch/"; then
+    torch_index=$cpu_index torch_from="from PyTorch's CPU index ($cpu_index)"
+  else
+    torch_from="from the package registry: PyTorch's CPU index ($cpu_index) did not answer within ${probe_timeout_s} s"
+  fi
+  # Without PyTorch's index, the CPU build can still be on hand under its local version (a wheel
+  # cache, a mirror): asked for by that name first, since the bare pin is the CUDA build on PyPI.
+  if [ -z "$torch_index" ] && [ "$torch_choice" = cpu ] && [[ $torch_spec =~ ^torch==[0-9.]+$ ]]; then
+    cpu_spec="$torch_spec+cpu"
+  fi
+  if [ -n "$torch_index" ]; then
+    "${pip[@]}" install --quiet "$torch_spec" --index-url "$torch_index"
+  elif [ -n "$cpu_spec" ] && "${pip[@]}" install --quiet "$cpu_spec" 2>/dev/null; then
+    torch_from="as $cpu_spec $torch_from"
+  else
+    [ -z "$cpu_spec" ] \
+      || torch_from="from the package registry, which has no $cpu_spec: ${torch_from#*: }"
+    "${pip[@]}" install --quiet "$torch_spec"
+  fi
+  torch_build=$("${py[@]}" -c '
 import importlib.metadata as metadata, re
 torch = metadata.distribution("torch")
 def size(dist):
@@ -192,11 +198,11 @@ cuda = re.search(r"^cuda\b[^=]*=\s*.([0-9.]+)", version_py, re.M)
 build = f"CUDA {cuda[1]} build" if cuda else "CPU build"
 print(f"torch {torch.version} ({build}, {(size(torch) + extra) / 1e9:.1f} GB on disk)")
 ')
-hint=""
-if [ "$torch_choice" = cpu ] && [[ $torch_build == *CUDA* ]]; then
-  hint="; for the smaller CPU build set TORCH_INDEX_URL to an index that has it"
-fi
-say "installed $torch_build $torch_from$hint"
+  if [ "$torch_choice" = cpu ] && [[ $torch_build == *CUDA* ]]; then
+    hint="; for the smaller CPU build set TORCH_INDEX_URL to an index that has it"
+  fi
+  say "installed $torch_build $torch_from$hint"
+}
 
 # With TORCH_CPU_ONLY=1 and KURZ_TORCH=cpu: stops when torch is a CUDA build or any nvidia-*
 # package is installed (torch's CUDA build brings them, and so could another dependency).
@@ -209,15 +215,36 @@ found = sorted(
     {name for dist in metadata.distributions()
      if (name := (dist.metadata["Name"] or "").lower()).startswith("nvidia-")}
 )
-version_py = metadata.distribution("torch").locate_file("torch/version.py")
-cuda = re.search(r"^cuda\b[^=]*=\s*.([0-9.]+)", version_py.read_text(encoding="utf-8"), re.M)
-if cuda:
-    found.insert(0, f"torch (CUDA {cuda[1]} build)")
+try:
+    version_py = metadata.distribution("torch").locate_file("torch/version.py")
+except metadata.PackageNotFoundError:  # a lean environment (WITH_TORCH=0)
+    version_py = None
+if version_py is not None:
+    cuda = re.search(r"^cuda\b[^=]*=\s*.([0-9.]+)", version_py.read_text(encoding="utf-8"), re.M)
+    if cuda:
+        found.insert(0, f"torch (CUDA {cuda[1]} build)")
 print(", ".join(found))
 ')
   [ -z "$found" ] \
     || die "TORCH_CPU_ONLY=1: this CPU environment must not carry CUDA, but has $found; set TORCH_INDEX_URL to an index with torch's CPU build, or KURZ_TORCH=cuda for a GPU image"
 }
+
+# With WITH_TORCH=0: stops when torch is installed all the same (left in an existing venv, or
+# brought in by a dependency), since a lean environment is the point of asking for one.
+check_lean() {
+  [ "$with_torch" = 0 ] || return 0
+  if "${py[@]}" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)'; then
+    die "WITH_TORCH=0: $venv has torch all the same (from an earlier install, or a dependency that requires it); remove $venv and run again"
+  fi
+}
+
+case $with_torch in 0 | 1) ;; *) die "WITH_TORCH=$with_torch: use 1 (the default) or 0" ;; esac
+if [ "$with_torch" = 1 ]; then
+  install_torch
+  extras=${extras:+$extras,}torch
+else
+  say "no torch (WITH_TORCH=0): an environment for the ctranslate2 backend on converted models"
+fi
 check_cpu_only
 
 if [ -n "${DEPS_ONLY:-}" ]; then
@@ -233,9 +260,11 @@ print("\n".join(wanted))
 PY
   "${pip[@]}" install --quiet -r "$requirements"
   check_cpu_only
+  check_lean
   exit 0
 fi
 target="$here"
 [ -n "$extras" ] && target="${here}[$extras]"
 "${pip[@]}" install --quiet -e "$target"
 check_cpu_only
+check_lean

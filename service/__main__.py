@@ -11,12 +11,13 @@ keeps its heartbeat, 1 otherwise).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Sequence
 
-from service.errors import KurzError
+from service.errors import ConfigError, KurzError
 from service.logs import configure_logging
 from service.settings import Settings
 
@@ -93,13 +94,31 @@ def _run_api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+#: The file a complete tiny build ends with (``service.dev.tiny.MARKER_NAME``, which cannot be
+#: imported without torch).
+TINY_MARKER_NAME = "tiny-build.json"
+
+
 def _prepare_tiny_models(settings: Settings) -> None:
     """With ``KURZ_MODELS=tiny``, build the tiny offline models first (once; later runs reuse
-    the build).  The runtime packages never build them: they are a developer's tool."""
-    if settings.models == "tiny":
-        from service.dev.tiny import make_tiny_models
+    the build).  The runtime packages never build them: they are a developer's tool.
 
-        make_tiny_models(settings.tiny_models_dir)
+    Building them needs torch; an environment without it (the image's, whose build baked them
+    in and converted them) uses the build it finds, and says so when there is none.
+    """
+    if settings.models != "tiny":
+        return
+    if importlib.util.find_spec("torch") is None:
+        if not (settings.tiny_models_dir / TINY_MARKER_NAME).is_file():
+            raise ConfigError(
+                f"KURZ_MODELS=tiny: no tiny models in {settings.tiny_models_dir}, and building "
+                "them needs torch, which is not installed here; build them where it is "
+                "(`python -m service make-tiny-models DIR`, or an image with BAKE_MODELS=tiny)"
+            )
+        return
+    from service.dev.tiny import make_tiny_models
+
+    make_tiny_models(settings.tiny_models_dir)
 
 
 def _run_worker(settings: Settings, args: argparse.Namespace) -> int:

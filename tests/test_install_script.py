@@ -483,6 +483,55 @@ def test_unknown_kurz_torch_is_refused(machine: Machine) -> None:
     assert not any("torch==" in line for line in machine.calls())
 
 
+# --- with or without torch ---------------------------------------------------------------------
+
+
+def editable_install(machine: Machine) -> str:
+    """The venv's one pip command that installed the package itself."""
+    found = [line for line in machine.calls() if "-m pip" in line and " -e " in line]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_torch_extra_is_installed_by_default(machine: Machine) -> None:
+    """`make install` (and CI) get torch: the package's own `torch` extra joins the extras."""
+    machine.python("python3", "3.12")
+    result = machine.install()
+    assert result.returncode == 0, result.stderr
+    assert len(machine.pip_torch_calls()) == 1
+    assert editable_install(machine).endswith(f"-e {ROOT}[dev,torch]")
+
+
+def test_with_torch_0_makes_a_lean_environment(machine: Machine) -> None:
+    """WITH_TORCH=0 neither installs torch nor asks for the extra, and says so."""
+    shutil.rmtree(machine.site / "torch")
+    shutil.rmtree(machine.site / "torch-2.13.0+cpu.dist-info")
+    machine.python("python3", "3.12")
+    result = machine.install(WITH_TORCH="0", TORCH_CPU_ONLY="1")
+    assert result.returncode == 0, result.stderr
+    assert machine.pip_torch_calls() == []
+    assert editable_install(machine).endswith(f"-e {ROOT}[dev]")
+    assert "no torch (WITH_TORCH=0)" in result.stdout
+
+
+def test_with_torch_0_stops_when_torch_is_there_all_the_same(machine: Machine) -> None:
+    """A lean environment that has torch after all (an old venv, a dependency) is an error."""
+    machine.python("python3", "3.12")
+    result = machine.install(WITH_TORCH="0")
+    assert result.returncode != 0
+    said = one_line(result.stderr)
+    assert "WITH_TORCH=0" in said and "has torch" in said and "remove" in said, said
+    assert machine.pip_torch_calls() == []
+
+
+def test_unknown_with_torch_is_refused(machine: Machine) -> None:
+    machine.python("python3", "3.12")
+    result = machine.install(WITH_TORCH="no")
+    assert result.returncode != 0
+    assert "WITH_TORCH=no" in one_line(result.stderr)
+    assert not any("torch==" in line for line in machine.calls())
+
+
 def test_script_passes_bash_syntax_check() -> None:
     """The script parses under bash -n (and shellcheck, where it is installed)."""
     subprocess.run(["bash", "-n", str(SCRIPT)], check=True)

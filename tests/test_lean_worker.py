@@ -213,3 +213,65 @@ def test_converting_without_torch_says_what_is_missing(
         check=True,
     )
     assert "needs torch" in done.stdout, done.stdout + done.stderr
+
+
+#: A child without torch (as in the image) that prints the error a start-up step raises.
+_NO_TORCH_CHILD = """
+import json, sys
+sys.modules["torch"] = None  # as if it were not installed
+from service.errors import ConfigError
+from service.settings import Settings
+settings = Settings(**json.loads(sys.argv[1]), _env_file=None)
+try:
+    if sys.argv[2] == "engines":
+        from service.nlp.backends import load_engines
+        load_engines(settings)
+    else:
+        from service.__main__ import _prepare_tiny_models
+        _prepare_tiny_models(settings)
+        print("prepared", "service.dev.tiny" in sys.modules)
+except ConfigError as error:
+    print(error)
+"""
+
+
+def _without_torch(fields: dict[str, object], step: str) -> str:
+    """What ``_NO_TORCH_CHILD`` printed for ``step`` (``engines`` or ``tiny``)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH_CHILD, json.dumps(fields), step],
+        cwd=ROOT,
+        env=environ_without_kurz(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_transformers_backend_without_torch_is_one_config_error(tiny_models_dir: Path) -> None:
+    """KURZ_BACKEND=transformers in an image made without torch stops with one line naming
+    torch and the build argument that keeps it, not an import error from deep inside."""
+    said = _without_torch(_settings(tiny_models_dir, backend="transformers"), "engines")
+    assert "KURZ_BACKEND=transformers needs torch" in said, said
+    assert "--build-arg KURZ_BACKEND=transformers" in said, said
+
+
+def test_tiny_models_without_torch_use_the_baked_build(tiny_models_dir: Path) -> None:
+    """A worker without torch on KURZ_MODELS=tiny uses the build it finds (the image bakes it
+    in) without importing the builder, which needs torch."""
+    assert _without_torch(_settings(tiny_models_dir), "tiny") == "prepared False"
+
+
+def test_tiny_models_without_torch_or_a_build_say_what_is_missing(tmp_path: Path) -> None:
+    """With no tiny build to use, the worker says that building one needs torch."""
+    said = _without_torch(_settings(tmp_path / "none"), "tiny")
+    assert "no tiny models in" in said and "needs torch" in said, said
+
+
+def test_the_tiny_marker_name_is_the_builders() -> None:
+    """The start-up check looks for the file the builder writes last."""
+    from service.__main__ import TINY_MARKER_NAME
+    from service.dev.tiny import MARKER_NAME
+
+    assert TINY_MARKER_NAME == MARKER_NAME

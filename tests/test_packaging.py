@@ -490,6 +490,48 @@ def test_dockerfile_bakes_models_and_checks_readiness(dockerfile: str) -> None:
     assert instructions(dockerfile, "CMD")[-1].strip() == '["api"]'
 
 
+def stages(text: str) -> dict[str, str]:
+    """Each named stage's instructions, by name."""
+    found = {}
+    for part in re.split(r"^FROM ", text, flags=re.M)[1:]:
+        head, _, body = part.partition("\n")
+        name = re.search(r"\bAS\s+(\S+)", head, re.I)
+        assert name, head
+        found[name[1]] = body
+    return found
+
+
+def test_torch_is_an_extra_with_one_pin() -> None:
+    """The package runs without torch (a lean ctranslate2 worker); the `torch` extra pins the
+    same version the install script and the Dockerfile install."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert not [d for d in project["dependencies"] if re.match(r"torch\b", d)]
+    (pin,) = project["optional-dependencies"]["torch"]
+    script = (ROOT / "scripts" / "install.sh").read_text(encoding="utf-8")
+    assert f"torch_spec=${{TORCH_SPEC:-{pin}}}" in script
+    assert re.search(rf"^ARG TORCH_SPEC={re.escape(pin)}$", DOCKERFILE.read_text("utf-8"), re.M)
+
+
+def test_dockerfile_runtime_has_torch_only_where_a_container_needs_it(dockerfile: str) -> None:
+    """The runtime's venv is made without torch on the default backend with baked models; the
+    models are made and converted in a stage whose copy of the venv has torch, and the runtime
+    takes only the models from there."""
+    found = stages(dockerfile)
+    deps = re.sub(r"\\\n", " ", found["deps"])
+    assert "WITH_TORCH=$with_torch DEPS_ONLY=1" in deps
+    for keeps_torch in ('"$KURZ_BACKEND" != ctranslate2', '"$KURZ_TORCH" = cuda'):
+        assert keeps_torch in deps, keeps_torch
+    assert '"$BAKE_MODELS" = 0' in deps  # the worker converts on its first start
+    assert "WITH_TORCH=1" in found["deps-torch"] and "WITH_TORCH=1" in found["models"]
+    assert "download-models" in found["models"] and "make-tiny-models" in found["models"]
+    runtime_copies = instructions(found["runtime"], "COPY")
+    assert any(c.startswith("--from=build /app /app") for c in runtime_copies), runtime_copies
+    from_models = [c.split()[-1] for c in runtime_copies if "--from=models" in c]
+    assert from_models == ["/home/kurz/.cache/huggingface", "/app/var"], from_models
+
+
 def test_dockerignore_keeps_local_state_out_of_the_image() -> None:
     """A developer's venv, models, Redis data and .env never end up in the build context."""
     ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()

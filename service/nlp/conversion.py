@@ -218,7 +218,9 @@ def _convert_into(
         raise ModelUnavailableError(
             model_id,
             f"converting it for ctranslate2 needs torch, which cannot be imported here ({error}); "
-            "convert it where torch is installed (at image build) or install torch",
+            "an image without torch runs only the models (and compute type) converted at its "
+            "build: build one for these settings, or one that keeps torch (BAKE_MODELS=0), or "
+            "install torch (scripts/install.sh without WITH_TORCH=0)",
         ) from error
 
     converter = CheckedConverter(source_dir)

@@ -327,11 +327,13 @@ def layer_sizes(stack: Stack) -> list[tuple[int, str]]:
     return [(int(size), step) for size, step in (line.split("\t", 1) for line in lines)]
 
 
-def test_image_is_cpu_only_small_and_carries_no_build_configuration(
+def test_image_is_lean_small_and_carries_no_build_configuration(
     stack: Stack, figures: Figures, tmp_path: Path
 ) -> None:
-    """The image holds torch's CPU build and no nvidia-* package, stays under 1.5 GB without
-    its models, and keeps nothing of the machine's pip configuration that reached the build."""
+    """The image (the default backend, models baked in) holds neither torch nor any nvidia-*
+    package: its worker runs the converted models with tokenizers and CTranslate2 alone.  It
+    stays under 1.5 GB without its models, and keeps nothing of the machine's pip configuration
+    that reached the build."""
     probe = stack.engine_run(
         "run",
         "--rm",
@@ -339,12 +341,18 @@ def test_image_is_cpu_only_small_and_carries_no_build_configuration(
         "/app/.venv/bin/python",
         IMAGE,
         "-c",
-        "import importlib.metadata as m, json, torch; print(json.dumps({'cuda': torch.version.cuda,"
-        " 'torch': torch.__version__, 'nvidia': sorted(d.metadata['Name'] for d in"
+        "import importlib.metadata as m, importlib.util as u, json;"
+        " print(json.dumps({'torch': u.find_spec('torch') is not None,"
+        " 'torch_dist': [d.version for d in m.distributions() if d.metadata['Name'] == 'torch'],"
+        " 'ctranslate2': m.version('ctranslate2'), 'nvidia': sorted(d.metadata['Name'] for d in"
         " m.distributions() if d.metadata['Name'].lower().startswith('nvidia-'))}))",
     )
     found = json.loads(probe.splitlines()[-1])
-    assert found["cuda"] is None and found["nvidia"] == [], found
+    assert found["torch"] is False and found["torch_dist"] == [], found
+    assert found["nvidia"] == [], found
+    venv_mb = stack.engine_run(
+        "run", "--rm", "--entrypoint", "/usr/bin/du", IMAGE, "-sm", "/app/.venv"
+    ).split()[0]
     mounts = image_script("pip-mounts", str(tmp_path)).splitlines()
     paths = {"/etc/pip.conf", "/etc/xdg/pip", "/root/.config/pip"}
     paths |= {line.split(":")[1] for line in mounts}
@@ -370,7 +378,9 @@ def test_image_is_cpu_only_small_and_carries_no_build_configuration(
     figures(
         "image",
         image=IMAGE,
-        torch=found["torch"],
+        torch="absent",
+        ctranslate2=found["ctranslate2"],
+        venv_mb=venv_mb,
         total_mb=round(total / 1e6),
         without_models_mb=round((total - models) / 1e6),
         layers_mb="; ".join(f"{size / 1e6:.1f}" for size, _ in layers if size >= 1e6),
@@ -447,6 +457,8 @@ def test_a_seed_is_summarized_through_post_summarize(stack: Stack, figures: Figu
     assert result["cached"] is False
     assert result["sentences_in"] == result["sentences_translated"] > 0
     assert result["translation"].strip() and result["summary"].strip()
+    # Translated and summarized by the image's worker, which has no torch (the first check).
+    assert {m["backend"] for m in result["models"].values()} == {"ctranslate2"}, result["models"]
     remember(stack, view)
     stack.seed_translation = result["translation"]
     figures(
