@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from service.api.announced import AnnouncedModels
 from service.api.keys import ApiKeys
 from service.api.metrics import ApiMetrics
 from service.api.ratelimit import FixedWindowLimiter
@@ -52,6 +53,8 @@ class Services:
     """Registers callback URLs and schedules webhook deliveries (the workers send them)."""
     workers: WorkerRegistry
     """Live workers and the models they announced."""
+    announced: AnnouncedModels
+    """The announced models, re-read from Redis at most once per ``KURZ_MODELS_REFRESH_S``."""
     storage: StorageGuard
     """Refuses new work while the queue's Redis is nearly full."""
     idempotency: IdempotencyStore
