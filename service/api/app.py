@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from service.api import articles, deepl, glossaries, health, jobs, libretranslate
 from service.api.announced import AnnouncedModels
 from service.api.auth import authenticate
+from service.api.auth_failures import FailedAttempts
 from service.api.deps import SERVICES_DEPENDENCY
 from service.api.keys import ApiKeys
 from service.api.metrics import ApiMetrics, MetricsMiddleware
@@ -172,6 +173,7 @@ def _services(
     keys = Keys(settings.key_prefix)
     queue = JobQueue(redis, keys, retries=settings.job_retries)
     workers = WorkerRegistry(redis, keys)
+    limiter = FixedWindowLimiter(redis, keys, settings.rate_limit_per_minute)
     return Services(
         settings=settings,
         keys=keys,
@@ -181,7 +183,8 @@ def _services(
         presets=presets,
         metrics=metrics,
         api_keys=api_keys,
-        limiter=FixedWindowLimiter(redis, keys, settings.rate_limit_per_minute),
+        limiter=limiter,
+        auth_failures=FailedAttempts(limiter),
         callbacks=callbacks,
         fetch_allow=AllowList.from_settings(settings.fetch_allow_hosts),
         notifier=Notifier.from_settings(settings, redis, queue, signing=False),

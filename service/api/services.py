@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from service.api.announced import AnnouncedModels
+from service.api.auth_failures import FailedAttempts
 from service.api.keys import ApiKeys
 from service.api.metrics import ApiMetrics
 from service.api.ratelimit import FixedWindowLimiter
@@ -45,6 +46,8 @@ class Services:
     metrics: ApiMetrics
     api_keys: ApiKeys
     limiter: FixedWindowLimiter
+    auth_failures: FailedAttempts
+    """Failed API-key attempts per address, counted through ``limiter`` (read at most 1 s old)."""
     callbacks: AllowList
     """Where callback URLs may point besides public addresses (``webhook_allow_hosts``)."""
     fetch_allow: AllowList
