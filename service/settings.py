@@ -7,6 +7,7 @@ every field with its default.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -77,6 +78,16 @@ class Settings(BaseSettings):
     # --- service ------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    api_processes: int = Field(default=0, ge=0)
+    """Processes ``python -m service api`` serves with (uvicorn workers sharing the port); 0: one
+    per core this process may run on.  One Python process uses one core, so a single process
+    caps cache hits at a core's worth however many the machine has."""
+    models_refresh_s: float = Field(default=1.0, ge=0)
+    """Seconds an API process reuses the models the workers announced before reading them from
+    Redis again (0: read on every request).  A model upgrade reaches the cache keys within it."""
+    access_log: bool = False
+    """Log one line per HTTP request (uvicorn's access log).  Off by default: at thousands of
+    cache hits a second the lines cost more CPU than the hits; ``/metrics`` counts requests."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis for the queue, job state and caches; every API and worker process shares it."""
     cache_redis_url: str | None = None
@@ -195,6 +206,11 @@ class Settings(BaseSettings):
         "fetch_allow_hosts",
         mode="before",
     )(_split_csv)
+
+    @property
+    def api_process_count(self) -> int:
+        """``api_processes``, with 0 resolved to the cores this process may run on."""
+        return self.api_processes or len(os.sched_getaffinity(0))
 
     @property
     def translation_source(self) -> str:

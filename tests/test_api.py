@@ -501,18 +501,21 @@ async def test_queue_full_is_429_with_retry_after(
 
 
 async def test_idempotency_key_replays_the_same_job(
-    client: AsyncTestClient[Litestar], redis: Redis, prefix: str
+    make_settings: Callable[..., Settings], redis: Redis, prefix: str
 ) -> None:
     """A retry with the same Idempotency-Key and body gets the first job, even if keys moved on."""
     headers = {"Idempotency-Key": "retry-me-1"}
-    first = await client.post("/summarize", json={"text": GERMAN}, headers=headers)
-    assert first.status_code == 202
-    # The workers announce new models: the same article would now be a different job ...
-    await announce_models(redis, prefix)
-    fresh = await client.post("/summarize", json={"text": GERMAN})
-    assert fresh.json()["id"] != first.json()["id"]
-    # ... but the retry still gets the job its key stands for.
-    retry = await client.post("/summarize", json={"text": GERMAN}, headers=headers)
+    # Models read on every request (KURZ_MODELS_REFRESH_S=0), so the keys move on at once.
+    app = create_app(make_settings(models_refresh_s=0))
+    async with AsyncTestClient(app) as client:
+        first = await client.post("/summarize", json={"text": GERMAN}, headers=headers)
+        assert first.status_code == 202
+        # The workers announce new models: the same article would now be a different job ...
+        await announce_models(redis, prefix)
+        fresh = await client.post("/summarize", json={"text": GERMAN})
+        assert fresh.json()["id"] != first.json()["id"]
+        # ... but the retry still gets the job its key stands for.
+        retry = await client.post("/summarize", json={"text": GERMAN}, headers=headers)
     assert retry.status_code == 202
     assert retry.json()["id"] == first.json()["id"]
 

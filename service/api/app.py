@@ -21,7 +21,9 @@ from litestar import Litestar, Router
 from redis.asyncio import Redis
 
 from service.api import articles, deepl, glossaries, health, jobs, libretranslate
+from service.api.announced import AnnouncedModels
 from service.api.auth import authenticate
+from service.api.auth_failures import FailedAttempts
 from service.api.deps import SERVICES_DEPENDENCY
 from service.api.keys import ApiKeys
 from service.api.metrics import ApiMetrics, MetricsMiddleware
@@ -39,7 +41,7 @@ from service.api.request import KurzRequest
 from service.api.services import Services
 from service.constants import JOB_RECORD_TTL_S, Keys
 from service.errors import ConfigError
-from service.logs import redacted_url
+from service.logs import configure_logging, redacted_url
 from service.presets import PresetRegistry
 from service.queue import JobQueue
 from service.settings import Settings
@@ -58,7 +60,7 @@ from service.text.glossary_files import load_default_glossary
 from service.webhooks.notifier import Notifier
 from service.webhooks.ssrf import AllowList
 
-__all__ = ["create_app", "serve"]
+__all__ = ["app_from_environment", "create_app", "serve"]
 
 log = structlog.get_logger(__name__)
 
@@ -170,6 +172,8 @@ def _services(
 ) -> Services:
     keys = Keys(settings.key_prefix)
     queue = JobQueue(redis, keys, retries=settings.job_retries)
+    workers = WorkerRegistry(redis, keys)
+    limiter = FixedWindowLimiter(redis, keys, settings.rate_limit_per_minute)
     return Services(
         settings=settings,
         keys=keys,
@@ -179,11 +183,13 @@ def _services(
         presets=presets,
         metrics=metrics,
         api_keys=api_keys,
-        limiter=FixedWindowLimiter(redis, keys, settings.rate_limit_per_minute),
+        limiter=limiter,
+        auth_failures=FailedAttempts(limiter),
         callbacks=callbacks,
         fetch_allow=AllowList.from_settings(settings.fetch_allow_hosts),
         notifier=Notifier.from_settings(settings, redis, queue, signing=False),
-        workers=WorkerRegistry(redis, keys),
+        workers=workers,
+        announced=AnnouncedModels(workers, settings.models_refresh_s),
         storage=StorageGuard(redis, keys, settings.redis_memory_high_water),
         idempotency=IdempotencyStore(redis, keys),
         stats=Stats(redis, keys),
@@ -228,19 +234,39 @@ def _is_loopback(host: str) -> bool:
 
 
 def serve(settings: Settings) -> None:
-    """``python -m service api``: run the app under uvicorn on settings.host:port.
+    """``python -m service api``: run the app under uvicorn on settings.host:port, in
+    ``settings.api_process_count`` processes.
+
+    One process serves from this one.  Several are uvicorn's workers on one shared socket; each
+    builds its app with :func:`app_from_environment`, so it reads its settings from the
+    environment (and ``.env``) as this command did.  A cache hit costs a core's CPU, so a
+    single process would leave every other core idle.
 
     The client address (rate limits without keys) is the connection's, unless it comes from a
     proxy in ``KURZ_TRUSTED_PROXIES``: then it is the one that proxy puts in X-Forwarded-For.
     """
     refuse_accidental_exposure(settings)
+    processes = settings.api_process_count
+    log.info("api starting", processes=processes, port=settings.port)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings) if processes == 1 else f"{__name__}:{app_from_environment.__name__}",
+        factory=processes > 1,
+        workers=processes,
         host=settings.host,
         port=settings.port,
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=settings.trusted_proxies or None,
         log_config=None,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,
     )
+
+
+def app_from_environment() -> Litestar:
+    """The app of one of several API processes (uvicorn calls this in each): settings and
+    logging as ``python -m service api`` sets them up, since a spawned process inherits the
+    environment but none of its parent's objects."""
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from service.api.announced import AnnouncedModels
+from service.api.auth_failures import FailedAttempts
 from service.api.keys import ApiKeys
 from service.api.metrics import ApiMetrics
 from service.api.ratelimit import FixedWindowLimiter
@@ -44,6 +46,8 @@ class Services:
     metrics: ApiMetrics
     api_keys: ApiKeys
     limiter: FixedWindowLimiter
+    auth_failures: FailedAttempts
+    """Failed API-key attempts per address, counted through ``limiter`` (read at most 1 s old)."""
     callbacks: AllowList
     """Where callback URLs may point besides public addresses (``webhook_allow_hosts``)."""
     fetch_allow: AllowList
@@ -52,6 +56,8 @@ class Services:
     """Registers callback URLs and schedules webhook deliveries (the workers send them)."""
     workers: WorkerRegistry
     """Live workers and the models they announced."""
+    announced: AnnouncedModels
+    """The announced models, re-read from Redis at most once per ``KURZ_MODELS_REFRESH_S``."""
     storage: StorageGuard
     """Refuses new work while the queue's Redis is nearly full."""
     idempotency: IdempotencyStore

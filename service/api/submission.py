@@ -67,9 +67,10 @@ class Prepared:
 async def current_models(services: Services) -> dict[str, ModelInfo]:
     """The models the workers announced; before any worker has, placeholders from settings.
 
-    The models are part of the cache key, so a model upgrade never serves an old summary.
+    The models are part of the cache key, so a model upgrade never serves an old summary for
+    longer than ``KURZ_MODELS_REFRESH_S`` (this process reuses the record that long).
     """
-    announced = await services.workers.models()
+    announced = await services.announced.get()
     if announced is not None:
         return announced
     settings = services.settings

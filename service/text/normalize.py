@@ -8,14 +8,12 @@ letter under 100,000 accents took seconds of the API's CPU just to compute its c
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 import regex  # type: ignore[import-untyped]  # \p{M}; installed with SoMaJo and transformers
 
 __all__ = ["MAX_COMBINING_RUN", "cut_combining_runs", "nfc", "normalize_text"]
 
-_WHITESPACE = re.compile(r"\s+")
 #: Longest run of combining marks kept (Unicode's stream-safe limit; see the module docstring).
 MAX_COMBINING_RUN = 30
 _LONG_COMBINING_RUN = regex.compile(rf"(\p{{M}}{{{MAX_COMBINING_RUN}}})\p{{M}}+")
@@ -32,13 +30,23 @@ def nfc(text: str) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """NFC, with runs of blanks folded, but paragraph and line breaks kept (they shape output)."""
+    """NFC, with runs of blanks folded, but paragraph and line breaks kept (they shape output).
+
+    Paragraphs are runs of lines that hold more than blanks; every line's blanks are folded to
+    one space and stripped.  ``str.split()`` does that folding (it splits on exactly what
+    ``str.isspace`` calls a blank, as ``\\s`` does), several times faster than a regular
+    expression per line: this runs on every ``POST /summarize``, cache hits included.
+    """
     text = nfc(text).replace("\r\n", "\n").replace("\r", "\n")
-    paragraphs = re.split(r"\n\s*\n", text)
-    folded = []
-    for paragraph in paragraphs:
-        lines = [_WHITESPACE.sub(" ", line).strip() for line in paragraph.split("\n")]
-        kept = "\n".join(line for line in lines if line)
-        if kept:
-            folded.append(kept)
-    return "\n\n".join(folded)
+    paragraphs: list[str] = []
+    lines: list[str] = []
+    for line in text.split("\n"):
+        words = line.split()
+        if words:
+            lines.append(" ".join(words))
+        elif lines:
+            paragraphs.append("\n".join(lines))
+            lines = []
+    if lines:
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
