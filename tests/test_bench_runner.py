@@ -92,6 +92,9 @@ def test_the_script_comparison_runs_on_the_tiny_models(tmp_path: Path) -> None:
     assert isinstance(figures["script_seed007_transformers_script_chunks"], int)
     assert figures["translation_worker_batches"] >= 1
     if "translation_share_skipped" not in figures:  # a torch build with a CPU int8 matmul
+        # Only its presence and sign: the ceiling is measured beside the worker's run, and on a
+        # busy machine it can come out below what the tiny models' small matmuls reached, so a
+        # share above 1 here says the machine was busy, not that the figure is broken.
         share = figures["translation_share_of_int8_ceiling"]
-        assert isinstance(share, float) and 0 < share < 1
+        assert isinstance(share, float) and share > 0
         assert figures["ct2_matmul_int8_gops_during_worker_translation"] > 0
