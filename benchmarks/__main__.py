@@ -183,6 +183,22 @@ def _parser() -> argparse.ArgumentParser:
     pipeline.add_argument("--max-sentences", type=int, default=64, help="sentences per batch")
     pipeline.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     pipeline.add_argument(
+        "--backend",
+        choices=("ctranslate2", "transformers"),
+        default="ctranslate2",
+        help="the pipeline's backend (default: the service's, ctranslate2)",
+    )
+    pipeline.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="where the models run"
+    )
+    pipeline.add_argument(
+        "--compute-type",
+        choices=("auto", "int8", "float32", "float16", "int8_float16"),
+        default="auto",
+        help="KURZ_COMPUTE_TYPE (auto: int8 under ctranslate2 on a CPU, float16 on CUDA; "
+        "int8_float16 is ctranslate2 on CUDA)",
+    )
+    pipeline.add_argument(
         "--explore",
         action="store_true",
         help="also sweep budget, batch size and threads (several minutes)",
@@ -301,6 +317,9 @@ def _run_pipeline(args: argparse.Namespace) -> Figures:
             explore=args.explore,
             explore_only=args.explore_only,
             explore_seeds=args.explore_seeds,
+            backend=args.backend,
+            device=args.device,
+            compute_type=args.compute_type,
         )
     )
 

@@ -115,6 +115,8 @@ class BenchModels:
     translation: Path
     summarization: Path
     build_s: float
+    translation_parameters: int = 0
+    summarization_parameters: int = 0
 
 
 # --- models -------------------------------------------------------------------------------------
@@ -130,7 +132,13 @@ def prepare_ct2_models(out_dir: Path, *, seed: int = 0) -> BenchModels:
     _bart_with_full_vocabulary(built.summarization, summarization)
     # The transformers-format Marian is rewritten above; the original is no longer needed.
     shutil.rmtree(built.translation, ignore_errors=True)
-    return BenchModels(translation, summarization, time.perf_counter() - started)
+    return BenchModels(
+        translation,
+        summarization,
+        time.perf_counter() - started,
+        built.translation_parameters,
+        built.summarization_parameters,
+    )
 
 
 def _marian_with_pad_last(source: Path, target: Path) -> None:

@@ -233,10 +233,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.models", description=main.__doc__)
     parser.add_argument("directory", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--convertible",
+        action="store_true",
+        help="the copies ctranslate2 can convert too (benchmarks.ct2_bench.prepare_ct2_models)",
+    )
     args = parser.parse_args(argv)
     hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    built = build_real_size_models(args.directory, seed=args.seed)
+    if args.convertible:
+        from benchmarks.ct2_bench import prepare_ct2_models
+
+        prepared = prepare_ct2_models(args.directory, seed=args.seed)
+        built = RealSizeModels(
+            translation=prepared.translation,
+            summarization=prepared.summarization,
+            translation_parameters=prepared.translation_parameters,
+            summarization_parameters=prepared.summarization_parameters,
+            build_s=prepared.build_s,
+        )
+    else:
+        built = build_real_size_models(args.directory, seed=args.seed)
     print(json.dumps({key: str(value) for key, value in asdict(built).items()}))
     return 0
 

@@ -18,6 +18,18 @@ What runs, in one process, on one loaded copy of each model:
   worker holding them all as jobs), and the pipeline with 4 beams (translation and summary) on
   ``beam4_seeds`` seeds.
 
+Which backend: by default the service's own (CTranslate2, int8 on a CPU), so
+``translation_speedup_vs_batch1`` is what issue 17 means by it: the default pipeline against
+(a), sentence-by-sentence transformers float32 ``generate`` (the plain script a user would
+write).  ``backend``/``device``/``compute_type`` pick another (``--backend transformers`` for the
+float32 pipeline the figure measured before; ``--device cuda --compute-type float16`` on a GPU,
+where (a) runs on the GPU too, in float32).  The figures name what ran
+(``translation_backend``, ``translation_compute_type``, ``device``).  CTranslate2 drops a
+sentence from its decoding batch once it has ended (``decoding.cc``), so a real model pays no
+padding past a sentence's own end; the fixed lengths here make every sentence of a batch run
+to the batch's longest, so ``translation_pipeline_generated_padding_share`` of the measured work
+is padding a real run would not do (the figures lean low by that much).
+
 How it stays honest offline:
 
 * the models are random-weight models with the real architectures (``benchmarks.models``),
@@ -67,11 +79,18 @@ import msgspec
 import torch
 
 from benchmarks import ROOT, SEEDS_DIR, Figures
-from benchmarks.fixed_length import FixedLengthTransformersTranslator, with_fixed_lengths
+from benchmarks.fixed_length import (
+    FixedLengthCT2Translator,
+    FixedLengthTransformersTranslator,
+    with_fixed_lengths,
+)
 from benchmarks.models import RealSizeModels
 from service.nlp.backends import load_engines
 from service.nlp.batch_pool import plan_batches
 from service.nlp.batching import InferenceScheduler
+from service.nlp.ct2 import CT2Translator
+from service.nlp.engine import TokenSequences, TranslationEngine
+from service.nlp.loading import LoadedModel, load_seq2seq
 from service.nlp.transformers_engine import TransformersTranslator
 from service.pipeline import ArticleRequest, Pipeline, build_pipeline
 from service.presets import Preset, PresetRegistry
@@ -80,7 +99,13 @@ from service.settings import Settings
 from service.text.language import detect_language
 from service.text.segment import split_sentences
 
-__all__ = ["TARGET_SPEEDUP", "PipelineBenchOptions", "run_pipeline_benchmark"]
+__all__ = [
+    "TARGET_SPEEDUP",
+    "OwnLengthCT2Translator",
+    "PipelineBenchOptions",
+    "check_device",
+    "run_pipeline_benchmark",
+]
 
 #: Translation output per sentence, as a multiple of its source tokens (about what opus-mt
 #: produces for German news).
@@ -121,6 +146,14 @@ class PipelineBenchOptions:
     """How many seeds each point of the sweep translates (a sweep point costs about as much as
     the greedy pipeline's translation of that many articles)."""
     seeds_dir: Path = SEEDS_DIR
+    backend: str = "ctranslate2"
+    """``KURZ_BACKEND`` of the pipeline under test (the service's default)."""
+    device: str = "cpu"
+    """``KURZ_DEVICE``: ``cpu`` or ``cuda`` (the run fails at once when CUDA is missing)."""
+    compute_type: str = "auto"
+    """``KURZ_COMPUTE_TYPE`` (``auto``: int8 for ctranslate2 on a CPU, float16 on CUDA)."""
+    converted_dir: Path | None = None
+    """Where ctranslate2's conversions go (set by the run: a scratch directory)."""
 
 
 @dataclass(slots=True)
@@ -141,10 +174,15 @@ class Article:
 def run_pipeline_benchmark(options: PipelineBenchOptions | None = None) -> Figures:
     """Build the models, run baseline (a) and pipeline (b), and return every figure."""
     options = options or PipelineBenchOptions()
-    figures: Figures = {}
+    check_device(options)
+    figures: Figures = {
+        "translation_backend": options.backend,
+        "device": options.device,
+    }
     with tempfile.TemporaryDirectory(prefix="kurz-bench-models-") as scratch:
         print("  building real-size random-weight models (in a child process) ...", flush=True)
         models = _build_models_in_child(Path(scratch))
+        options = dataclasses.replace(options, converted_dir=Path(scratch) / "ct2")
         figures["models_build_s"] = round(models.build_s, 1)
         figures["translation_model_parameters_m"] = round(models.translation_parameters / 1e6, 1)
         figures["summary_model_parameters_m"] = round(models.summarization_parameters / 1e6, 1)
@@ -163,7 +201,7 @@ def run_pipeline_benchmark(options: PipelineBenchOptions | None = None) -> Figur
             settings = _settings(models, options, beams=4)
             pipeline = _fixed_length_pipeline(settings, _beam_presets(settings))
             try:
-                _cut_outputs_to_own_length(_transformers_engine(pipeline))
+                _cut_outputs_to_own_length(pipeline.scheduler.engine)
                 figures["pipeline_beam4_articles"] = len(beam4_articles)
                 figures.update(_run_pipeline(pipeline, beam4_articles, options, label="beam4"))
                 figures["peak_rss_mb_after_pipeline_beam4"] = _peak_rss_mb()
@@ -210,7 +248,8 @@ def _run_greedy(
     try:
         figures["pipeline_load_s"] = round(time.perf_counter() - started, 1)
         figures["torch_threads"] = torch.get_num_threads()
-        engine = _transformers_engine(pipeline)
+        engine = pipeline.scheduler.engine
+        figures["translation_compute_type"] = engine.ref.compute_type
         _cut_outputs_to_own_length(engine)
         for article in articles:
             article.source_tokens = engine.count_tokens(article.sentences)
@@ -218,7 +257,7 @@ def _run_greedy(
         _warm_up(pipeline)
         figures["peak_rss_mb_after_load"] = _peak_rss_mb()
 
-        batch1 = _Batch1(engine)
+        batch1 = _Batch1(_baseline_model(engine, settings))
         samples = _baseline_samples(articles, options.sample_every)
         pipelined: Figures = {}
         if options.explore_only:
@@ -249,6 +288,8 @@ def _run_greedy(
             figures.update(_run_together(pipeline, articles))
         if options.explore or options.explore_only:
             print("  exploring batch budget, batch size and threads ...", flush=True)
+            if not isinstance(engine, TransformersTranslator):
+                raise TypeError("the sweep explores the transformers backend only")
             figures.update(
                 _explore(
                     engine,
@@ -269,7 +310,7 @@ def _run_greedy(
 def _build_models_in_child(directory: Path) -> RealSizeModels:
     """Build in a fresh process: its memory then never counts towards this process's peak."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.models", str(directory)],
+        [sys.executable, "-m", "benchmarks.models", str(directory), "--convertible"],
         capture_output=True,
         text=True,
         timeout=BUILD_TIMEOUT_S,
@@ -295,9 +336,10 @@ def _settings(models: RealSizeModels, options: PipelineBenchOptions, *, beams: i
         translation_model=str(models.translation),
         summarization_model=str(models.summarization),
         models="hub",
-        device="cpu",
-        backend="transformers",
-        compute_type="float32",
+        device=options.device,  # type: ignore[arg-type]
+        backend=options.backend,  # type: ignore[arg-type]
+        compute_type=options.compute_type,  # type: ignore[arg-type]
+        converted_models_dir=options.converted_dir or ROOT / "var" / "ct2",
         batch_token_budget=options.token_budget,
         max_batch_sentences=options.max_sentences,
         translation_beams=beams,
@@ -313,6 +355,13 @@ def _fixed_length_pipeline(settings: Settings, presets: PresetRegistry) -> Pipel
     engines = with_fixed_lengths(
         load_engines(settings), length_factor=LENGTH_FACTOR, summary_tokens=SUMMARY_TOKENS
     )
+    if isinstance(engines.translation, CT2Translator):
+        own_length = OwnLengthCT2Translator(
+            engines.translation.model,
+            num_beams=engines.translation.num_beams,
+            length_factor=LENGTH_FACTOR,
+        )
+        engines = dataclasses.replace(engines, translation=own_length)
     return build_pipeline(settings, presets=presets, engines=engines)
 
 
@@ -340,11 +389,46 @@ def _read_article(path: Path) -> Article:
     )
 
 
-def _transformers_engine(pipeline: Pipeline) -> TransformersTranslator:
-    engine = pipeline.scheduler.engine
-    if not isinstance(engine, TransformersTranslator):
-        raise TypeError(f"expected the transformers backend, got {type(engine).__name__}")
-    return engine
+def check_device(options: PipelineBenchOptions) -> None:
+    """Fail before building anything when the run asks for CUDA and there is none."""
+    if options.device != "cuda":
+        return
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            "--device cuda: torch sees no CUDA device (needs a GPU and a CUDA build of torch)"
+        )
+    if options.backend == "ctranslate2":
+        import ctranslate2
+
+        if ctranslate2.get_cuda_device_count() < 1:
+            raise RuntimeError(
+                "--device cuda: ctranslate2 sees no CUDA device (its wheel needs the CUDA 12 "
+                "runtime, cuBLAS and cuDNN 9 libraries)"
+            )
+
+
+def _baseline_model(engine: TranslationEngine, settings: Settings) -> LoadedModel:
+    """(a)'s model: transformers in float32 on the pipeline's device, the pipeline's own copy
+    when it is one, else a copy of its own (with ctranslate2, or float16 on a GPU)."""
+    if isinstance(engine, TransformersTranslator) and engine.ref.compute_type == "float32":
+        return engine.loaded
+    device = torch.device("cuda" if settings.device == "cuda" else "cpu")
+    return load_seq2seq(settings.translation_source, device=device, compute_type="float32")
+
+
+class OwnLengthCT2Translator(FixedLengthCT2Translator):
+    """The ctranslate2 twin of ``OwnLengthOutputs``: each output cut to its own sentence's
+    length after the batch is generated (generation itself is left as it is)."""
+
+    def translate_tokens(
+        self, texts: Sequence[str], forbidden: TokenSequences = frozenset()
+    ) -> list[list[str]]:
+        tokens = super().translate_tokens(texts, forbidden)
+        counts = self.count_tokens(texts)
+        return [
+            row[: max(1, math.ceil(self.length_factor * n) - 1)]  # the last slot: the end token
+            for row, n in zip(tokens, counts, strict=True)
+        ]
 
 
 class OwnLengthOutputs:
@@ -379,8 +463,11 @@ class OwnLengthOutputs:
         return getattr(self._model, name)
 
 
-def _cut_outputs_to_own_length(engine: TransformersTranslator) -> None:
-    if not isinstance(engine.loaded.model, OwnLengthOutputs):
+def _cut_outputs_to_own_length(engine: TranslationEngine) -> None:
+    """Transformers only; a ctranslate2 pipeline has ``OwnLengthCT2Translator`` already."""
+    if isinstance(engine, TransformersTranslator) and not isinstance(
+        engine.loaded.model, OwnLengthOutputs
+    ):
         model = OwnLengthOutputs(engine.loaded.model, LENGTH_FACTOR)
         engine.loaded = dataclasses.replace(engine.loaded, model=model)
 
@@ -459,12 +546,12 @@ class _Batch1:
     cannot make the pipeline look better than it is.
     """
 
-    def __init__(self, engine: TransformersTranslator) -> None:
-        model = engine.loaded.model
+    def __init__(self, loaded: LoadedModel) -> None:
+        model = loaded.model
         if isinstance(model, OwnLengthOutputs):
             model = model._model  # batch 1 generates exactly its own length: nothing to cut
         self.model = model
-        self.tokenizer = engine.loaded.tokenizer
+        self.tokenizer = loaded.tokenizer
         self.sentences = 0
         self.arms = (_Arm(torch.get_num_threads()), _Arm(1))
         self.loads: list[float] = []
@@ -475,7 +562,7 @@ class _Batch1:
         service_threads = self.arms[0].threads
         try:
             for sentence in sentences:
-                batch = self.tokenizer([sentence], return_tensors="pt")
+                batch = self.tokenizer([sentence], return_tensors="pt").to(self.model.device)
                 tokens = int(batch["input_ids"].shape[1])
                 new_tokens = math.ceil(LENGTH_FACTOR * tokens)
                 order = self.arms if self.sentences % 2 == 0 else self.arms[::-1]

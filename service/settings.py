@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 BackendName = Literal["transformers", "ctranslate2"]
-ComputeType = Literal["auto", "float32", "float16", "int8"]
+ComputeType = Literal["auto", "float32", "float16", "int8", "int8_float16"]
 
 
 def _split_csv(value: object) -> object:
@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     """Inference engine for both models: ``ctranslate2`` (converted once, int8 on a CPU: several
     times faster and half the memory) or ``transformers``."""
     compute_type: ComputeType = "auto"
-    """``auto``: float16 on CUDA, float32 on the CPU for transformers, int8 for ctranslate2."""
+    """``auto``: float16 on CUDA, float32 on the CPU for transformers, int8 for ctranslate2;
+    ``int8_float16`` is ctranslate2 on CUDA only."""
     converted_models_dir: Path = ROOT / "var" / "ct2"
     """Where the ctranslate2 backend keeps converted models."""
 
@@ -62,6 +63,10 @@ class Settings(BaseSettings):
     """Upper bound on sentences per translation batch, whatever their length."""
     translation_beams: int = Field(default=1, ge=1, le=8)
     """Beam width for translation; greedy (1) is several times faster on a CPU."""
+    translation_vocabulary_map: int = Field(default=0, ge=0)
+    """CTranslate2 only: score just this many frequent English tokens plus the batch's own
+    source pieces instead of the whole 58k-token output layer (a vocabulary map); faster, but
+    a word outside that set can never be produced, so 0 (off) until checked on real text."""
     inference_threads: int = Field(default=0, ge=0)
     """Threads of one model call (CTranslate2 intra-op threads, or torch's with the transformers
     backend); 0 means the number of cores this process may use."""

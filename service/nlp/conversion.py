@@ -50,6 +50,7 @@ from service.nlp.loading import exclusive_lock, resolve_model_dir
 __all__ = [
     "COMPUTE_TYPES",
     "CONVERSION_FORMAT",
+    "CUDA_COMPUTE_TYPES",
     "MARKER_NAME",
     "DecoderStart",
     "convert_model",
@@ -68,7 +69,11 @@ CONVERSION_FORMAT = 1
 #: Written into a converted copy last; it records how the copy was made.
 MARKER_NAME = "kurz-conversion.json"
 #: Compute types ctranslate2 runs these models in; ``auto`` resolves to one of them.
-COMPUTE_TYPES = ("int8", "float16", "float32")
+#: ``int8_float16`` (int8 weights, float16 activations) is a GPU type: half float16's weight
+#: memory, for a GPU whose int8 kernels are faster than its float16 ones.
+COMPUTE_TYPES = ("int8", "float16", "float32", "int8_float16")
+#: The compute types that need CUDA.
+CUDA_COMPUTE_TYPES = ("float16", "int8_float16")
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME_ID_CHARS = 80
@@ -87,9 +92,9 @@ def resolve_compute_type(requested: str, device: DeviceLike) -> str:
         return "float16" if device.type == "cuda" else "int8"
     if requested not in COMPUTE_TYPES:
         raise ConfigError(f"KURZ_COMPUTE_TYPE={requested!r} is not one of auto, {COMPUTE_TYPES}")
-    if requested == "float16" and device.type != "cuda":
+    if requested in CUDA_COMPUTE_TYPES and device.type != "cuda":
         raise ConfigError(
-            "KURZ_COMPUTE_TYPE=float16 needs CUDA under ctranslate2; "
+            f"KURZ_COMPUTE_TYPE={requested} needs CUDA under ctranslate2; "
             "use int8 (fastest on a CPU) or float32"
         )
     return requested

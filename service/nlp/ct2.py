@@ -45,6 +45,11 @@ from service.nlp.engine import (
 from service.nlp.loading import quiet_tokenizer
 from service.nlp.priority import call_lowered
 from service.nlp.torchless import keep_torch_out
+from service.nlp.vocabulary_map import (
+    english_tokens_by_frequency,
+    vocabulary_map_text,
+    write_vocabulary_map,
+)
 from service.presets import Generation
 from service.settings import Settings
 
@@ -88,6 +93,8 @@ class CT2Model:
     directory: Path
     """The converted copy."""
     source_dir: Path
+    use_vmap: bool = False
+    """Score only the vocabulary map's candidates (``service.nlp.vocabulary_map``)."""
 
 
 def ct2_device(device: DeviceLike) -> tuple[str, int]:
@@ -105,6 +112,7 @@ def load_ct2_model(
     out_root: Path,
     threads: int,
     allow_download: bool = True,
+    vocabulary_map: int = 0,
 ) -> CT2Model:
     """Resolve, convert (once) and load one model under ctranslate2.
 
@@ -112,6 +120,9 @@ def load_ct2_model(
     the caller runs one batch at a time and parallelism comes from within each batch, so a
     worker never runs more threads than it was given).  Whether torch is loaded is the caller's
     affair: this imports it only to convert, and :func:`load_ct2_engines` keeps it out.
+
+    ``vocabulary_map`` > 0 writes a vocabulary map with that many frequent target tokens into
+    the converted copy before loading it, and decodes with it (``service.nlp.vocabulary_map``).
     """
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
@@ -128,6 +139,8 @@ def load_ct2_model(
         generation = GenerationConfig.from_pretrained(str(source_dir))
     except OSError:  # no generation_config.json: the defaults live in config.json
         generation = GenerationConfig.from_model_config(config)
+    if vocabulary_map > 0:
+        _write_vocabulary_map(converted, tokenizer, vocabulary_map, source)
     device_name, device_index = ct2_device(device)
     try:
         translator = ctranslate2.Translator(
@@ -151,7 +164,22 @@ def load_ct2_model(
         ref=ref,
         directory=converted,
         source_dir=source_dir,
+        use_vmap=vocabulary_map > 0,
     )
+
+
+def _write_vocabulary_map(converted: Path, tokenizer: Any, frequent: int, source: str) -> None:
+    """Write the converted copy's ``vmap.txt`` (before ctranslate2 loads it, which reads it)."""
+    vocabulary = target_vocabulary(converted)
+    text = vocabulary_map_text(
+        vocabulary, english_tokens_by_frequency(tokenizer, vocabulary), frequent=frequent
+    )
+    try:
+        write_vocabulary_map(converted, text)
+    except OSError as error:
+        raise ModelUnavailableError(
+            source, f"could not write its vocabulary map into {converted} ({error})"
+        ) from error
 
 
 def _decoding_defaults(
@@ -258,6 +286,7 @@ def _generate_nbest(
         max_input_length=0,  # the engines' own length guard is the only limit, as in transformers
         suppress_sequences=[list(s) for s in suppressed] or None,
         return_end_token=False,
+        use_vmap=model.use_vmap,
         **options,
     )
     return [[list(h) for h in result.hypotheses] for result in results]
@@ -388,7 +417,11 @@ def load_ct2_engines(
 
     def article_models() -> tuple[CT2Model, CT2Model]:
         return (
-            load_ct2_model(settings.translation_source, **common),
+            load_ct2_model(
+                settings.translation_source,
+                vocabulary_map=settings.translation_vocabulary_map,
+                **common,
+            ),
             load_ct2_model(settings.summarization_source, **common),
         )
 
@@ -400,7 +433,11 @@ def load_ct2_engines(
         translation=CT2Translator(translation, num_beams=settings.translation_beams),
         summarization=CT2Summarizer(summarization),
         urgent_translation=CT2Translator(
-            load_ct2_model(settings.translation_source, **common),
+            load_ct2_model(
+                settings.translation_source,
+                vocabulary_map=settings.translation_vocabulary_map,
+                **common,
+            ),
             num_beams=settings.translation_beams,
         ),
     )

@@ -154,6 +154,10 @@ def load_seq2seq(
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     placed = torch.device(str(device))
+    if compute_type == "int8_float16":
+        raise ModelUnavailableError(
+            source, "int8_float16 is a ctranslate2 compute type; transformers runs float16"
+        )
     directory, revision = resolve_model_dir(source, allow_download=allow_download)
     dtype = torch_dtype_for(placed, compute_type)
     try:
