@@ -44,6 +44,9 @@ from service.text.segment import join_sentences, split_sentences
 
 #: ``Pipeline.ordered_part``'s default: about a third of a seed article, one batch each.
 ORDERED_PART_SENTENCES = 12
+#: German characters per summary-model token, about: an article shorter than the summary model
+#: reads (in these units) is one chunk, has no map step, and keeps its length-sorted batches.
+CHARS_PER_SUMMARY_TOKEN = 4
 
 ProgressSink = Callable[[str, int, int], None]
 """Called with (stage, done, total) as the article advances; must not block."""
@@ -179,16 +182,8 @@ class Pipeline:
             EarlyMap(self.summarizer, preset, self._summary_executor) if self.early_map else None
         )
         translation = ArticleTranslation(sentences, to_translate, glossary, on_paragraphs)
-        offered = 0
-
-        def offer_settled() -> None:
-            nonlocal offered
-            prefix = translation.settled_prefix()
-            if early is not None and len(prefix) > offered:
-                early.offer(prefix[offered:])
-                offered = len(prefix)
-
-        translation.on_settled = offer_settled
+        if early is not None:
+            early.follow(translation)
         lead = lead_length(sentences) if on_paragraphs is not None else 0
         try:
             await translation.run(
@@ -200,6 +195,7 @@ class Pipeline:
                     on_translated,
                     forbidden,
                     lead=lead,
+                    ordered=self._ordered_part(german),
                 ),
                 self._nbest,
             )
@@ -273,6 +269,16 @@ class Pipeline:
             glossary=glossary_report,
         )
 
+    def _ordered_part(self, german: Sequence[str]) -> int:
+        """The runs, in sentences, in which this article goes to the scheduler (0: at once):
+        only with the early map step, and only for an article likely to need more than one
+        chunk (an estimate from its length; a wrong guess costs batch efficiency, not
+        correctness)."""
+        if not self.early_map:
+            return 0
+        limit = self.summarizer.max_input_tokens * CHARS_PER_SUMMARY_TOKEN
+        return self.ordered_part if sum(len(text) for text in german) > limit else 0
+
     async def _nbest(
         self, texts: list[str], n: int, forbidden: ForbiddenForms | None
     ) -> list[list[str]]:
@@ -290,6 +296,7 @@ class Pipeline:
         forbidden: Sequence[ForbiddenForms | None] | None = None,
         *,
         lead: int = 0,
+        ordered: int = 0,
     ) -> tuple[list[str], list[bool]]:
         """Translate every text exactly once, in order, taking what the cache already has;
         ``on_translated`` hears of the cache's texts at once and of the others batch by batch.
@@ -299,6 +306,8 @@ class Pipeline:
         under that set's digest; the requests run at once and report progress together.  The
         first ``lead`` texts still missing go to the model first, in requests of their own (see
         ``service.article_translation.LEAD_SENTENCES``), unless they are all that is missing.
+        ``ordered`` > 0 cuts every request further into runs of that many texts, in order, each
+        sent after the one before has come back (see ``Pipeline.ordered_part``).
         """
         per_text = list(forbidden) if forbidden is not None else [None] * len(texts)
         groups: dict[ForbiddenForms | None, list[int]] = {}
@@ -314,10 +323,11 @@ class Pipeline:
         cached = len(texts) - len(missing)
         first = [i for i in missing if i < lead]
         parts = [first, missing[len(first) :]] if 0 < len(first) < len(missing) else [missing]
-        step = self.ordered_part if self.early_map else 0
-        if step > 0:
+        if ordered > 0:
             parts = [
-                part[start : start + step] for part in parts for start in range(0, len(part), step)
+                part[start : start + ordered]
+                for part in parts
+                for start in range(0, len(part), ordered)
             ]
         done: dict[object, int] = {}
 

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import TypeVar
 
+from service.article_translation import ArticleTranslation
 from service.nlp.engine import SummaryEngine
 from service.nlp.summarize import CHUNKS_PER_BATCH, ChunkPacker, SummaryPlan, map_chunks
 from service.presets import Preset
@@ -56,6 +57,19 @@ class EarlyMap:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task = asyncio.create_task(self._work(), name="summary-early-map")
+
+    def follow(self, translation: ArticleTranslation) -> None:
+        """Be offered ``translation``'s settled sentences as they come."""
+        offered = 0
+
+        def offer_settled() -> None:
+            nonlocal offered
+            prefix = translation.settled_prefix()
+            if len(prefix) > offered:
+                self.offer(prefix[offered:])
+                offered = len(prefix)
+
+        translation.on_settled = offer_settled
 
     def offer(self, sentences: Sequence[str]) -> None:
         """The article's next settled English sentences, in order, after those offered before."""
