@@ -7,7 +7,8 @@ the full result, in opposite directions (overlap against smaller batches); the m
 moves between runs, so the two modes run alternately on the same loaded models, each seed
 ``rounds`` times, and the 1-minute load is printed beside each run.
 
-Run: ``python -m benchmarks.early_map_bench [SEED_PREFIX ...] [--rounds N] [--part N]``; the
+Run: ``python -m benchmarks.early_map_bench [SEED_PREFIX ... | long] [--rounds N] [--part N]``
+(``long``: every seed joined into one article, about 19,000 characters); the
 models, lengths and settings are those of ``benchmarks.progressive_bench`` (real-size random
 weights, CTranslate2 int8, fixed output lengths).
 """
@@ -53,7 +54,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--part", type=int, default=0, help="ordered_part (0: the default)")
     args = parser.parse_args()
-    paths = [p for p in sorted(SEEDS_DIR.glob("*.txt")) if p.name[:3] in args.seeds]
+    seeds = sorted(SEEDS_DIR.glob("*.txt"))
+    articles = {
+        p.name[:3]: p.read_text(encoding="utf-8") for p in seeds if p.name[:3] in args.seeds
+    }
+    if "long" in args.seeds:
+        articles["long"] = "\n\n".join(p.read_text(encoding="utf-8") for p in seeds)
     with tempfile.TemporaryDirectory(prefix="kurz-bench-early-map-") as scratch:
         settings = _settings(ProgressiveBenchOptions(), Path(scratch), {})
         pipeline = _pipeline(settings, fixed_lengths=True)
@@ -63,16 +69,15 @@ def main() -> None:
             asyncio.run(_warm_up(pipeline))
             times: dict[tuple[str, bool], list[float]] = {}
             for round_number in range(args.rounds):
-                for path in paths:
+                for name, text in articles.items():
                     order = (False, True) if round_number % 2 == 0 else (True, False)
                     for early in order:
                         pipeline.early_map = early
                         load = round(os.getloadavg()[0], 2)
-                        text = path.read_text(encoding="utf-8")
                         translated_s, full_s, chunks = asyncio.run(_one(pipeline, text))
-                        times.setdefault((path.name[:3], early), []).append(full_s)
+                        times.setdefault((name, early), []).append(full_s)
                         print(
-                            f"[early_map] seed={path.name[:3]} early={early} chunks={chunks} "
+                            f"[early_map] seed={name} early={early} chunks={chunks} "
                             f"translation_s={translated_s:.1f} full_s={full_s:.1f} load_1m={load}",
                             flush=True,
                         )

@@ -31,7 +31,7 @@ from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
 from service.nlp.engine import Engines, ForbiddenForms, SummaryEngine
 from service.nlp.priority import lower_this_thread
-from service.nlp.summarize import SummaryOutcome, summarize
+from service.nlp.summarize import CHUNKS_PER_BATCH, SummaryOutcome, summarize
 from service.presets import Preset, PresetRegistry
 from service.schemas import ModelInfo, Result
 from service.settings import Settings
@@ -42,10 +42,10 @@ from service.text.glossary_report import GlossaryReport
 from service.text.language import detect_language
 from service.text.segment import join_sentences, split_sentences
 
-#: ``Pipeline.ordered_part``'s default: about a third of a seed article, one batch each.
+#: ``Pipeline.ordered_part``'s default: one batch each (a seed article's sentences fill three).
 ORDERED_PART_SENTENCES = 12
-#: German characters per summary-model token, about: an article shorter than the summary model
-#: reads (in these units) is one chunk, has no map step, and keeps its length-sorted batches.
+#: German characters per summary-model token, about: an article shorter than one map batch of
+#: chunks (in these units) has nothing to map early and keeps its length-sorted batches.
 CHARS_PER_SUMMARY_TOKEN = 4
 
 ProgressSink = Callable[[str, int, int], None]
@@ -271,12 +271,12 @@ class Pipeline:
 
     def _ordered_part(self, german: Sequence[str]) -> int:
         """The runs, in sentences, in which this article goes to the scheduler (0: at once):
-        only with the early map step, and only for an article likely to need more than one
-        chunk (an estimate from its length; a wrong guess costs batch efficiency, not
-        correctness)."""
+        only with the early map step, and only for an article likely to fill more than one
+        map batch of chunks, the least ``EarlyMap`` starts early on (an estimate from its
+        length; a wrong guess costs batch efficiency, not correctness)."""
         if not self.early_map:
             return 0
-        limit = self.summarizer.max_input_tokens * CHARS_PER_SUMMARY_TOKEN
+        limit = CHUNKS_PER_BATCH * self.summarizer.max_input_tokens * CHARS_PER_SUMMARY_TOKEN
         return self.ordered_part if sum(len(text) for text in german) > limit else 0
 
     async def _nbest(

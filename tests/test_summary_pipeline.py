@@ -68,6 +68,7 @@ class FakeSummarizer:
     def __init__(self, events: list[str]) -> None:
         self.events = events
         self.chunks_summarized: list[str] = []
+        self.batch_sizes: list[int] = []
         self.threads: set[str] = set()
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -79,6 +80,7 @@ class FakeSummarizer:
         time.sleep(0.01)
         self.events.append("summary")
         self.chunks_summarized.extend(texts)
+        self.batch_sizes.append(len(texts))
         keep = max(1, min(12, generation.max_length))
         return [" ".join(text.split()[:keep]).rstrip(".") + "." for text in texts]
 
@@ -145,14 +147,16 @@ async def test_pipelined_summary_equals_the_sequential_one(
     pipeline: Pipeline, seed_texts: dict[str, str], events: list[str]
 ) -> None:
     """With the map step started early the result's summary is the one made after the whole
-    translation, and no chunk is summarized twice."""
+    translation, from the same chunks in the same batches, none summarized twice."""
     summarizer = pipeline.summarizer
     assert isinstance(summarizer, FakeSummarizer)
     request = ArticleRequest(text=seed_texts[SEED], title="Eine Überschrift")
     pipeline.early_map = False
     sequential = await pipeline.run(request, on_paragraphs=_ignore)
     sequential_chunks = list(summarizer.chunks_summarized)
+    sequential_batches = list(summarizer.batch_sizes)
     summarizer.chunks_summarized.clear()
+    summarizer.batch_sizes.clear()
     pipeline.early_map = True
     pipelined = await pipeline.run(request, on_paragraphs=_ignore)
     assert sequential.summary_chunks >= 3
@@ -161,6 +165,7 @@ async def test_pipelined_summary_equals_the_sequential_one(
     assert pipelined.summary_rounds == sequential.summary_rounds
     assert pipelined.translation == sequential.translation
     assert summarizer.chunks_summarized == sequential_chunks
+    assert summarizer.batch_sizes == sequential_batches  # the same generate calls, in order
     # The engine is only ever driven from the summary thread (tokenizers are not thread-safe).
     assert {name.split("_")[0] for name in summarizer.threads} == {"summarization"}
 
