@@ -13,10 +13,11 @@ chunks, the same decoding, and a reused summary only where its chunk's text is t
 Chunks are mapped early only in whole batches of ``CHUNKS_PER_BATCH``, the batches the
 un-pipelined map step cuts (chunks 0-3, 4-7, ...): so every generate call sees the same inputs
 with the same padding (bit for bit the same outputs on any backend), and no batching is given
-up.  Mapping each chunk alone as it completed was measured slower on the 2-core benchmark
-machine: a two-chunk seed's two batches of one cost more than its one batch of two, and the
-overlap with a translation of 13-25 s did not pay for it.  So articles of up to four chunks
-(every seed) are summarized as before, and the gain is for long ones.
+up.  Mapping each chunk alone as it completed measured no faster on the 2-core benchmark
+machine (two-chunk seeds 001 and 004, alternating with the un-pipelined run: 137 s against 80,
+170 against 135, 114 against 129, under a 1-minute load of 8 to 13 from other work): two
+batches of one cost more than one batch of two, and the overlap with a translation of 13-26 s
+did not pay for it.  So articles of up to four chunks (every seed) are summarized as before.
 
 An article that fits one chunk has no map step (one summary of the whole text), so there is
 nothing to start early: no chunk is ever complete before the article ends, and all this costs
