@@ -103,15 +103,15 @@ class Pipeline:
             initializer=lower_this_thread,
             initargs=(background_nice,),
         )
-        #: Start the summary's map step on each chunk as soon as its translation is settled
-        #: (``service.summary_pipeline``); off, the summary starts after the whole translation
-        #: (the benchmarks compare the two).
+        #: Start the summary's map step on each batch of chunks as soon as its translation is
+        #: settled (``service.summary_pipeline``); off, the summary starts after the whole
+        #: translation (``benchmarks/early_map_bench.py`` compares the two).
         self.early_map = True
         #: With ``early_map``, the sentences left after the lead go to the scheduler in runs of
         #: this many, in article order, each run after the one before (0: all at once, sorted by
         #: length across the article).  A chunk can only be summarized early once every sentence
         #: before its end is translated; length-sorted batches finish the article's opening
-        #: last as often as first.  The price is smaller batches (see the README's figures).
+        #: last as often as first.  The price is smaller translation batches.
         self.ordered_part = ORDERED_PART_SENTENCES
 
     def close(self) -> None:
