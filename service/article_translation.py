@@ -70,8 +70,12 @@ class ArticleTranslation:
         texts: Sequence[str],
         glossary: GlossaryRun | None,
         sink: ParagraphSink | None,
+        on_settled: Callable[[], None] | None = None,
     ) -> None:
         self.sentences = sentences
+        #: Told (no arguments, must not block) whenever more sentences are settled; the summary's
+        #: early map step reads :meth:`settled_prefix` then.
+        self.on_settled = on_settled
         self.texts = list(texts)
         self.glossary = glossary
         self.sink = sink
@@ -104,6 +108,21 @@ class ArticleTranslation:
         """Every text's settled English, in order (after :meth:`run`)."""
         return [text or "" for text in self._final]
 
+    def settled_prefix(self) -> list[str]:
+        """The settled English of the article's leading sentences, up to the first not yet
+        settled (the title is no sentence): final, as :meth:`english` will return them.
+
+        Without a glossary a sentence is settled as soon as it is translated (its paragraph
+        need not be complete: one paragraph can be most of an article); with one, when its
+        paragraph has been settled against the glossary."""
+        prefix: list[str] = []
+        for final, raw in zip(self._final[: len(self.sentences)], self._raw, strict=False):
+            text = final if final is not None or self.glossary is not None else raw
+            if text is None:
+                break
+            prefix.append(text)
+        return prefix
+
     def reports(self) -> list[SentenceGlossaryReport]:
         """Every text's glossary report, in order; empty without a glossary."""
         return [r for r in self._reports if r is not None] if self.glossary else []
@@ -129,6 +148,8 @@ class ArticleTranslation:
                 self._left[paragraph] -= 1
                 if self._left[paragraph] == 0:
                     complete.append(paragraph)
+        if self.glossary is None:
+            self._tell_settled()
         if not complete:
             return
         if self.glossary is None:
@@ -142,6 +163,11 @@ class ArticleTranslation:
     async def _settle_and_publish(self, paragraphs: list[int]) -> None:
         await self._settle([i for p in paragraphs for i in self._members[p]])
         self._publish(paragraphs)
+        self._tell_settled()
+
+    def _tell_settled(self) -> None:
+        if self.on_settled is not None:
+            self.on_settled()
 
     async def _settle(self, indices: list[int]) -> None:
         """Fix the English of ``indices``: as translated, or settled against the glossary."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,15 +31,22 @@ from service.nlp.backends import load_engines
 from service.nlp.batching import InferenceScheduler
 from service.nlp.engine import Engines, ForbiddenForms, SummaryEngine
 from service.nlp.priority import lower_this_thread
-from service.nlp.summarize import SummaryOutcome, summarize
+from service.nlp.summarize import CHUNKS_PER_BATCH, SummaryOutcome, summarize
 from service.presets import Preset, PresetRegistry
 from service.schemas import ModelInfo, Result
 from service.settings import Settings
 from service.summary_check import summarize_checked
+from service.summary_pipeline import EarlyMap
 from service.text.glossary import Glossary
 from service.text.glossary_report import GlossaryReport
 from service.text.language import detect_language
 from service.text.segment import join_sentences, split_sentences
+
+#: ``Pipeline.ordered_part``'s default: one batch each (a seed article's sentences fill three).
+ORDERED_PART_SENTENCES = 12
+#: German characters per summary-model token, about: an article shorter than one map batch of
+#: chunks (in these units) has nothing to map early and keeps its length-sorted batches.
+CHARS_PER_SUMMARY_TOKEN = 4
 
 ProgressSink = Callable[[str, int, int], None]
 """Called with (stage, done, total) as the article advances; must not block."""
@@ -95,6 +103,16 @@ class Pipeline:
             initializer=lower_this_thread,
             initargs=(background_nice,),
         )
+        #: Start the summary's map step on each batch of chunks as soon as its translation is
+        #: settled (``service.summary_pipeline``); off, the summary starts after the whole
+        #: translation (``benchmarks/early_map_bench.py`` compares the two).
+        self.early_map = True
+        #: With ``early_map``, the sentences left after the lead go to the scheduler in runs of
+        #: this many, in article order, each run after the one before (0: all at once, sorted by
+        #: length across the article).  A chunk can only be summarized early once every sentence
+        #: before its end is translated; length-sorted batches finish the article's opening
+        #: last as often as first.  The price is smaller translation batches.
+        self.ordered_part = ORDERED_PART_SENTENCES
 
     def close(self) -> None:
         """Stop the inference threads."""
@@ -160,20 +178,31 @@ class Pipeline:
         forbidden = (
             [glossary.forbidden if c else None for c in glossary.constrained] if glossary else None
         )
-        translation = ArticleTranslation(sentences, to_translate, glossary, on_paragraphs)
-        lead = lead_length(sentences) if on_paragraphs is not None else 0
-        await translation.run(
-            lambda texts, on_translated: self._translate(
-                texts,
-                sentence_cache,
-                progress,
-                len(german),
-                on_translated,
-                forbidden,
-                lead=lead,
-            ),
-            self._nbest,
+        early = (
+            EarlyMap(self.summarizer, preset, self._summary_executor) if self.early_map else None
         )
+        translation = ArticleTranslation(sentences, to_translate, glossary, on_paragraphs)
+        if early is not None:
+            early.follow(translation)
+        lead = lead_length(sentences) if on_paragraphs is not None else 0
+        try:
+            await translation.run(
+                lambda texts, on_translated: self._translate(
+                    texts,
+                    sentence_cache,
+                    progress,
+                    len(german),
+                    on_translated,
+                    forbidden,
+                    lead=lead,
+                    ordered=self._ordered_part(german),
+                ),
+                self._nbest,
+            )
+        except BaseException:
+            if early is not None:
+                early.cancel()
+            raise
         english = translation.english()
         reports = translation.reports()[: len(german)]  # the title's report is not a sentence's
         title_en = english.pop() if title else None
@@ -181,14 +210,18 @@ class Pipeline:
 
         mark = time.perf_counter()
         progress("summarize", 0, 1)
+        # The map job in hand, if any, ends first: the summary would queue behind it anyway.
+        mapped = await early.finish() if early is not None else []
         loop = asyncio.get_running_loop()
         glossary_reports: list[tuple[SummaryOutcome, GlossaryReport]] = []
 
         async def summarize_repaired(attempt: Preset) -> SummaryOutcome:
             """One summary, its German name forms already replaced by the glossary's English
             ones: the fact checks must judge (and point into) the text the result returns."""
+            reuse = mapped if attempt is preset else []  # a retry decodes otherwise
             outcome = await loop.run_in_executor(
-                self._summary_executor, summarize, self.summarizer, english, attempt
+                self._summary_executor,
+                functools.partial(summarize, self.summarizer, english, attempt, mapped=reuse),
             )
             if glossary is None:
                 return outcome
@@ -236,6 +269,16 @@ class Pipeline:
             glossary=glossary_report,
         )
 
+    def _ordered_part(self, german: Sequence[str]) -> int:
+        """The runs, in sentences, in which this article goes to the scheduler (0: at once):
+        only with the early map step, and only for an article likely to fill more than one
+        map batch of chunks, the least ``EarlyMap`` starts early on (an estimate from its
+        length; a wrong guess costs batch efficiency, not correctness)."""
+        if not self.early_map:
+            return 0
+        limit = CHUNKS_PER_BATCH * self.summarizer.max_input_tokens * CHARS_PER_SUMMARY_TOKEN
+        return self.ordered_part if sum(len(text) for text in german) > limit else 0
+
     async def _nbest(
         self, texts: list[str], n: int, forbidden: ForbiddenForms | None
     ) -> list[list[str]]:
@@ -253,6 +296,7 @@ class Pipeline:
         forbidden: Sequence[ForbiddenForms | None] | None = None,
         *,
         lead: int = 0,
+        ordered: int = 0,
     ) -> tuple[list[str], list[bool]]:
         """Translate every text exactly once, in order, taking what the cache already has;
         ``on_translated`` hears of the cache's texts at once and of the others batch by batch.
@@ -262,6 +306,8 @@ class Pipeline:
         under that set's digest; the requests run at once and report progress together.  The
         first ``lead`` texts still missing go to the model first, in requests of their own (see
         ``service.article_translation.LEAD_SENTENCES``), unless they are all that is missing.
+        ``ordered`` > 0 cuts every request further into runs of that many texts, in order, each
+        sent after the one before has come back (see ``Pipeline.ordered_part``).
         """
         per_text = list(forbidden) if forbidden is not None else [None] * len(texts)
         groups: dict[ForbiddenForms | None, list[int]] = {}
@@ -277,6 +323,12 @@ class Pipeline:
         cached = len(texts) - len(missing)
         first = [i for i in missing if i < lead]
         parts = [first, missing[len(first) :]] if 0 < len(first) < len(missing) else [missing]
+        if ordered > 0:
+            parts = [
+                part[start : start + ordered]
+                for part in parts
+                for start in range(0, len(part), ordered)
+            ]
         done: dict[object, int] = {}
 
         def report() -> None:
