@@ -316,6 +316,11 @@ def _rss_mib(pid: int) -> float:
 # --- the runtime environment's size ---------------------------------------------------------------
 
 
+#: The project's extras a worker with torch installs: torch is the ``torch`` extra, which the
+#: install script adds unless ``WITH_TORCH=0`` (the image's runtime environment).
+RUNTIME_EXTRAS = frozenset({"torch"})
+
+
 def runtime_env_figures(project: str = "kurzgefasst") -> Figures:
     """Installed size of the run-time closure of ``project``'s requirements, with and without
     torch, and of the whole site-packages directory (see the module docstring)."""
@@ -341,8 +346,11 @@ def runtime_env_figures(project: str = "kurzgefasst") -> Figures:
     }
 
 
-def _closure(project: str, *, skip: frozenset[str]) -> set[str]:
-    """Normalized names of the installed distributions ``project`` needs at run time.
+def _closure(
+    project: str, *, skip: frozenset[str], extras: frozenset[str] = RUNTIME_EXTRAS
+) -> set[str]:
+    """Normalized names of the installed distributions ``project`` (with ``extras``) needs at
+    run time.
 
     Requirements are followed with the extras they ask for (``litestar[standard]``); one that
     is not installed here (another platform's or Python's) is left out, as is anything in
@@ -350,7 +358,7 @@ def _closure(project: str, *, skip: frozenset[str]) -> set[str]:
     """
     names: set[str] = set()
     walked: set[tuple[str, frozenset[str]]] = set()
-    pending: list[tuple[str, frozenset[str]]] = [(_normalize(project), frozenset())]
+    pending: list[tuple[str, frozenset[str]]] = [(_normalize(project), extras)]
     while pending:
         item = pending.pop()
         if item in walked:
