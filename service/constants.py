@@ -113,7 +113,8 @@ class Keys:
     @property
     def result_growth(self) -> str:
         """A hash of two sums over the article jobs that succeeded: their stored articles'
-        bytes (``input``) and their finished records' (``record``); no TTL."""
+        bytes (``input``) and their finished records' with the paragraphs they held while
+        running (``record``); no TTL."""
         return f"{self.prefix}:memory:result-growth"
 
     def submitters(self, job_id: str) -> str:

@@ -207,11 +207,11 @@ async def after_job(ctx: WorkerContext) -> None:
         Status.ABORTED,
     ):
         try:
-            await ctx["state"].partials.discard(job.key)
+            held = await ctx["state"].partials.discard(job.key)
             if job.status != Status.ABORTED or job.error == CANCELED_BY_CLIENT:
                 # Aborted for a sweep (its worker looked dead), the job is queued again next:
                 # it still needs its article.
-                await ctx["state"].notifier.queue.forget_input(job)
+                await ctx["state"].notifier.queue.forget_input(job, held)
         except REDIS_DOWN as error:  # the TTLs remove them instead
             log.warning("could not delete a job's paragraphs", job=job.key[:12], error=repr(error))
     if job.status == Status.FAILED:

@@ -29,8 +29,8 @@ class Notifier:
 
 @dataclass
 class Partials:
-    async def discard(self, key: str) -> None:
-        return None
+    async def discard(self, key: str) -> int:
+        return 0
 
 
 @dataclass
@@ -117,17 +117,18 @@ async def test_stored_articles_are_counted_until_their_jobs_end(redis: Redis, pr
 
 
 async def test_a_finished_job_adds_its_weight_to_the_growth_sums(redis: Redis, prefix: str) -> None:
-    """The guard learns how much a finished record outweighs its article from these sums; a
-    failed or canceled job adds nothing (its record holds no result)."""
+    """The guard learns how much a finished record, with the paragraphs its job held, outweighs
+    its article from these sums; a failed or canceled job adds nothing (its record holds no
+    result)."""
     keys = Keys(prefix)
     queue, done = await queued(redis, prefix, "f" * 64)
     _, failed = await queued(redis, prefix, "0" * 64)
     stored = await redis.strlen(keys.job_input(done.key, done.queued))
     done.status = Status.COMPLETE
     done.result = {"translation": "x" * 500}
-    await queue.forget_input(done)
+    await queue.forget_input(done, 3000)
     failed.status = Status.FAILED
-    await queue.forget_input(failed)
+    await queue.forget_input(failed, 3000)
     sums = await redis.hgetall(keys.result_growth)
     assert int(sums[b"input"]) == stored
-    assert int(sums[b"record"]) == len(queue.saq.serialize(done)) > 500
+    assert int(sums[b"record"]) == len(queue.saq.serialize(done)) + 3000 > 3500

@@ -71,13 +71,16 @@ async def test_an_earlier_attempts_paragraphs_are_never_shown(
 async def test_paragraphs_expire_and_are_deleted_when_the_job_ends(
     store: PartialTranslations, redis: Redis
 ) -> None:
-    """The hash lives under its own key with the job record's TTL, and discard removes it."""
+    """The hash lives under its own key with the job record's TTL, and discard removes it,
+    saying what it held (the storage guard learns from that)."""
     await store.add(JOB, 1, [paragraph(0, 0, "One.")])
     key = store.keys.partial(JOB)
     assert key == f"{store.keys.prefix}:partial:{JOB}"
     assert 0 < await redis.ttl(key) <= PARTIAL_TTL_S
-    await store.discard(JOB)
+    held = await redis.memory_usage(key)
+    assert held and await store.discard(JOB) == held
     assert await redis.exists(key) == 0
+    assert await store.discard(JOB) == 0
     assert await store.read(JOB, 1) == []
 
 

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from service.api.problems import problem_for
 from service.constants import Keys
 from service.errors import StorageFullError
+from service.queue import JobPayload, JobQueue
 from service.store.memory import DEFAULT_GROWTH, StorageGuard, growth
 from tests.processes import RedisServer
 
@@ -134,11 +135,12 @@ async def test_what_accepted_jobs_will_still_write_counts_against_the_room(clien
 
 
 async def test_the_reserve_follows_what_finished_jobs_weighed(client: Redis) -> None:
-    """Records ten times their articles (small models writing long output, say) reserve ten
-    times the pending articles, plus their paragraphs; before any job finished, the default."""
+    """Records, with the paragraphs their jobs held, eleven times their articles (small models
+    writing long output, say) reserve eleven times the pending articles; before any job
+    finished, the default."""
     keys = Keys("guard-growth")
     await client.set(keys.pending_input_bytes, 1000)
-    await client.hset(keys.result_growth, mapping={"input": 5000, "record": 50000})
+    await client.hset(keys.result_growth, mapping={"input": 5000, "record": 55000})
     try:
         snapshot = await StorageGuard(client, keys, 0.9, clock=Clock()).snapshot()
     finally:
@@ -162,3 +164,45 @@ async def test_articles_being_enqueued_count_against_the_room(client: Redis) -> 
                 pass
     async with guard.admit(article):  # the first two are done: room again
         pass
+
+
+async def test_a_burst_across_api_processes_takes_the_room_once(client: Redis) -> None:
+    """Two API processes, each trusting the reading it took a moment ago, take turns enqueuing
+    a burst: the enqueue step measures Redis again, so together they fill the room and stop
+    there.  Their own quick checks alone let every article in: neither reading knows of the
+    other's jobs, nor of what the jobs stored."""
+    keys = Keys("guard-burst")
+    queue = JobQueue(client, keys)
+    used = await used_bytes(client)
+    limit = used * 4
+    await client.config_set("maxmemory", limit)
+    guards = [StorageGuard(client, keys, 0.9, clock=Clock()) for _ in range(2)]
+    text = "Ein Wort mehr. " * (used // 150)  # about a tenth of the room, five times over
+
+    async def burst(checked: bool, count: int = 40) -> int:
+        accepted = 0
+        for n in range(count):
+            try:
+                async with guards[n % 2].admit(len(text.encode())) as room:
+                    job = f"{checked:d}{n:063x}"
+                    await queue.submit(job, JobPayload(text=text), room=room if checked else None)
+                accepted += 1
+            except StorageFullError:
+                pass
+        return accepted
+
+    try:
+        for guard in guards:
+            await guard.check()  # both read Redis now, and trust that for a second
+        accepted = await burst(checked=True)
+        after = await StorageGuard(client, keys, 0.9, clock=Clock()).snapshot()
+        assert 3 <= accepted < 40
+        # The last one fitted; what it stored is all that may lie above the mark.
+        assert after.committed_bytes <= 0.9 * limit + 2 * len(text), (after, limit)
+        await client.flushdb()
+        # Without the step's check, the same burst and three more all go in, past the mark.
+        assert await burst(checked=False, count=accepted + 3) == accepted + 3
+        after = await StorageGuard(client, keys, 0.9, clock=Clock()).snapshot()
+        assert after.committed_bytes > 0.9 * limit
+    finally:
+        await client.flushdb()

@@ -301,11 +301,14 @@ async def _submit(services: Services, prepared: Prepared) -> JobView:
     if running is not None and running.status not in TERMINAL:
         return running  # joining a job adds nothing to the queue: no depth check
     article = prepared.payload.text or prepared.payload.html or ""
-    async with services.storage.admit(len(article.encode())):
+    async with services.storage.admit(len(article.encode())) as room:
         await _ensure_room(services)
-        # QueueFullError when it filled up since the check above.
+        # QueueFullError or StorageFullError when it filled up since the checks above.
         job, created = await services.queue.submit(
-            prepared.key, prepared.payload, max_depth=services.settings.max_queue_depth
+            prepared.key,
+            prepared.payload,
+            max_depth=services.settings.max_queue_depth,
+            room=room,
         )
     if not created:
         return await _stored(services, prepared.key)

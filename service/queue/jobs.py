@@ -50,9 +50,10 @@ from service.constants import (
     Keys,
     job_timeout_s,
 )
-from service.errors import QueueFullError
+from service.errors import QueueFullError, StorageFullError
 from service.queue.views import view_of
 from service.schemas import JobView
+from service.store.memory import MemoryRoom
 
 if TYPE_CHECKING:
     from service.webhooks import Delivery
@@ -129,8 +130,11 @@ def _encode_input(stored: StoredInput) -> str:
 #: request arriving together (on any API replica) saw room and the limit was overrun.  The
 #: article's text or HTML (ARGV[3]) is stored beside the job (KEYS[5], for ARGV[4] seconds) in
 #: the same step, and only when the job is created; its size is added to the pending bytes
-#: (KEYS[6], ``Keys.pending_input_bytes``).  Returns 1 (enqueued), nil (the key has an
-#: unfinished job) or -1 - depth (no room).
+#: (KEYS[6], ``Keys.pending_input_bytes``).  With ARGV[5] and ARGV[6] (``MemoryRoom``: a share
+#: of ``maxmemory`` and the growth factor), the job is refused when the memory in use now plus
+#: the growth times the pending bytes, this article's included, reaches that share.  Returns
+#: 1 (enqueued), nil (the key has an unfinished job), 0 (no room in memory) or -1 - depth (no
+#: room in the queue).
 _ENQUEUE_IF_ROOM = """
 if redis.call('ZSCORE', KEYS[1], KEYS[2]) or redis.call('EXISTS', KEYS[4]) == 1 then
     return nil
@@ -138,6 +142,17 @@ end
 local depth = redis.call('LLEN', KEYS[3])
 if depth >= tonumber(ARGV[2]) then
     return -1 - depth
+end
+if ARGV[3] ~= '' and ARGV[5] ~= '' then
+    local info = redis.call('INFO', 'memory')
+    local limit = tonumber(string.match(info, 'maxmemory:(%d+)'))
+    if limit > 0 then
+        local used = tonumber(string.match(info, 'used_memory:(%d+)'))
+        local pending = tonumber(redis.call('GET', KEYS[6]) or '0') + string.len(ARGV[3])
+        if used + tonumber(ARGV[6]) * pending >= tonumber(ARGV[5]) * limit then
+            return 0
+        end
+    end
 end
 if ARGV[3] ~= '' then
     redis.call('SET', KEYS[5], ARGV[3], 'EX', tonumber(ARGV[4]))
@@ -184,6 +199,15 @@ return 0
 
 
 @dataclass(frozen=True, slots=True)
+class _Limits:
+    """What a new job must fit within: the jobs waiting, and the queue Redis's memory (None:
+    no limit)."""
+
+    depth: int | None
+    room: MemoryRoom | None
+
+
+@dataclass(frozen=True, slots=True)
 class CancelOutcome:
     """What a cancel did: the job as it now is, and whether its worker is still stopping it."""
 
@@ -206,11 +230,18 @@ class JobQueue:
         self._forget_input = redis.register_script(_FORGET_INPUT)
 
     async def submit(
-        self, key: str, payload: JobPayload, *, max_depth: int | None = None
+        self,
+        key: str,
+        payload: JobPayload,
+        *,
+        max_depth: int | None = None,
+        room: MemoryRoom | None = None,
     ) -> tuple[Job, bool]:
         """Enqueue a job under ``key``; returns the job and whether this call created it.
 
-        With ``max_depth``, a new job is refused (``QueueFullError``) while that many jobs wait.
+        With ``max_depth``, a new job is refused (``QueueFullError``) while that many jobs wait;
+        with ``room``, it is refused (``StorageFullError``) when Redis has no room for its
+        article and for what the jobs not yet ended will still write.
         """
         options: dict[str, Any] = {
             "key": key,
@@ -226,22 +257,23 @@ class JobQueue:
         stored = StoredInput(text=payload.text, html=payload.html)
         kwargs = msgspec.to_builtins(payload.without_input())
         job = Job(function=SUMMARIZE_TASK, kwargs=kwargs, **options)
-        created = await self._enqueue(job, max_depth, stored)
+        limits = _Limits(max_depth, room)
+        created = await self._enqueue(job, limits, stored)
         if created is not None:
             return created, True
         existing = await self.saq.job(key)
         if existing is None:  # finished and expired between the two calls: enqueue again
             again = await self._enqueue(
-                Job(function=SUMMARIZE_TASK, kwargs=kwargs, **options), max_depth, stored
+                Job(function=SUMMARIZE_TASK, kwargs=kwargs, **options), limits, stored
             )
             return (again or job), again is not None
         return existing, False
 
     async def _enqueue(
-        self, job: Job, max_depth: int | None, stored: StoredInput | None = None
+        self, job: Job, limits: _Limits, stored: StoredInput | None = None
     ) -> Job | None:
-        """SAQ's ``enqueue`` with the room check (none without a limit) and the article stored
-        beside the job, both in one step."""
+        """SAQ's ``enqueue`` with the room checks (none without limits) and the article stored
+        beside the job, all in one step."""
         job.queue = self.saq
         job.queued = int(time.time() * 1000)
         job.status = Status.QUEUED
@@ -261,13 +293,17 @@ class JobQueue:
             ],
             args=[
                 self.saq.serialize(job),
-                max_depth if max_depth is not None else 2**62,
+                limits.depth if limits.depth is not None else 2**62,
                 encoded,
                 JOB_RECORD_TTL_S,
+                "" if limits.room is None else limits.room.high_water,
+                "" if limits.room is None else limits.room.growth,
             ],
         )
         if outcome is None:
             return None
+        if int(outcome) == 0:
+            raise StorageFullError()
         if int(outcome) < 0:
             raise QueueFullError(-1 - int(outcome))
         return job
@@ -320,12 +356,15 @@ class JobQueue:
         raw = await self.redis.get(self.keys.job_input(job.key, job.queued))
         return None if raw is None else StoredInput(**json.loads(raw))
 
-    async def forget_input(self, job: Job) -> None:
+    async def forget_input(self, job: Job, paragraph_bytes: int = 0) -> None:
         """Drop the stored article of a job that has ended (its TTL would, a week later), and
-        take its size off the pending bytes.  A job that succeeded also adds its article's and
-        its record's sizes to ``Keys.result_growth``: how much a result outweighs its article,
-        which the API's storage guard reserves for the jobs still running."""
-        record = len(self.saq.serialize(job)) if job.status == Status.COMPLETE else 0
+        take its size off the pending bytes.  A job that succeeded also adds its article's
+        size, and its record's with the ``paragraph_bytes`` its paragraphs held while it ran,
+        to ``Keys.result_growth``: how much a job outweighs its article, which the API's
+        storage guard reserves for the jobs not yet ended."""
+        record = (
+            len(self.saq.serialize(job)) + paragraph_bytes if job.status == Status.COMPLETE else 0
+        )
         await self._forget_input(
             keys=[
                 self.keys.job_input(job.key, job.queued),

@@ -12,17 +12,21 @@ Memory grows after a job is accepted, too: its result (the translation, each sen
 beside its source, the summary), its paragraphs as they arrive and its webhook bodies are
 written while it runs.  So the mark is compared with the memory in use plus what the jobs not
 yet ended will still write: the articles they stored (``Keys.pending_input_bytes``, kept by
-the enqueue script and by ``JobQueue.forget_input``) times how much a finished record has
-outweighed its article so far (``Keys.result_growth``, summed by the workers), or
-``DEFAULT_GROWTH`` before any job has finished.  A fixed factor would be wrong for someone:
-the ratio depends on the models and on the language of the articles.
+the enqueue script and by ``JobQueue.forget_input``) times how much a finished record, with
+the paragraphs its job held while running, has outweighed its article so far
+(``Keys.result_growth``, summed by the workers), or ``DEFAULT_GROWTH`` before any job has
+finished.  A fixed factor would be wrong for someone: the ratio depends on the models and on
+the language of the articles.
 
 ``INFO memory`` and those counters are read in one round trip, at most once a second per API
 process while Redis is less than half way to the mark (a flood of submissions then costs
 Redis three small commands a second, not one per request), and for every new job beyond it.
-Articles an API process is enqueuing at that moment count too (``StorageGuard.admit``), so a
-burst of requests cannot all take the same room; API processes do not see each other's
-requests in flight, which is part of what the room above the mark is for.
+A reading that old cannot know the jobs enqueued since, on this process or another, nor
+what they stored, so the same comparison is made again inside the enqueue script
+(``MemoryRoom``), against the memory Redis reports at that moment and the pending bytes it
+is about to add to: a burst on any number of API processes cannot take the same room twice.
+The reading stays as a quick refusal that costs Redis nothing per request; it counts the
+articles its process is enqueuing at that moment too (``StorageGuard.admit``).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from redis.asyncio import Redis
 from service.constants import Keys
 from service.errors import StorageFullError
 
-__all__ = ["DEFAULT_GROWTH", "MemorySnapshot", "StorageGuard", "growth"]
+__all__ = ["DEFAULT_GROWTH", "MemoryRoom", "MemorySnapshot", "StorageGuard", "growth"]
 
 #: Seconds one ``INFO memory`` answer is trusted.
 REFRESH_S = 1.0
@@ -45,6 +49,16 @@ REFRESH_S = 1.0
 #: the translation, and the aligned sentences with their sources, are three times the article;
 #: the paragraphs kept while a job runs add one more.
 DEFAULT_GROWTH = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRoom:
+    """The rule the enqueue step applies with Redis's own figures of that moment: refuse a job
+    whose article would take the memory in use, plus ``growth`` times the pending articles,
+    to ``high_water`` of ``maxmemory`` (a Redis without ``maxmemory`` refuses nothing)."""
+
+    high_water: float
+    growth: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,24 +109,26 @@ class StorageGuard:
         await self._check(0)
 
     @asynccontextmanager
-    async def admit(self, article_bytes: int) -> AsyncIterator[None]:
-        """Room for one new article job of ``article_bytes``, held while it is enqueued.
+    async def admit(self, article_bytes: int) -> AsyncIterator[MemoryRoom]:
+        """Room for one new article job of ``article_bytes``, held while it is enqueued;
+        yields the rule the enqueue step must check again with current figures.
 
-        Articles this process is enqueuing right now count against the room too: the
-        snapshot cannot know them yet, and a burst of requests would otherwise all see the
-        same room and all take it.
+        The quick check here counts the articles this process is enqueuing right now; the
+        enqueue step's check is what stops a burst across processes, or one faster than the
+        readings.
         """
-        await self._check(article_bytes)
+        snapshot = await self._check(article_bytes)
         self._admitting += article_bytes
         try:
-            yield
+            yield MemoryRoom(self.high_water, snapshot.growth)
         finally:
             self._admitting -= article_bytes
 
-    async def _check(self, article_bytes: int) -> None:
+    async def _check(self, article_bytes: int) -> MemorySnapshot:
         snapshot = await self.snapshot()
         if snapshot.over(self.high_water, self._admitting + article_bytes):
             raise StorageFullError()
+        return snapshot
 
     async def snapshot(self) -> MemorySnapshot:
         """The last reading, read again when older than ``refresh_s``, or on every call once
@@ -140,8 +156,8 @@ class StorageGuard:
 
 
 def growth(inputs: int, records: int) -> float:
-    """Finished records' bytes per byte of their articles, plus one for the paragraphs a
-    running job keeps; ``DEFAULT_GROWTH`` until a job has finished."""
+    """Finished records' bytes, with the paragraphs their jobs held while running, per byte of
+    their articles; ``DEFAULT_GROWTH`` until a job has finished."""
     if inputs <= 0 or records <= 0:
         return DEFAULT_GROWTH
-    return records / inputs + 1.0
+    return records / inputs

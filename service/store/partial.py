@@ -77,6 +77,12 @@ class PartialTranslations:
                 kept.append(entry.paragraph)
         return sorted(kept, key=lambda paragraph: paragraph.paragraph)
 
-    async def discard(self, job_key: str) -> None:
-        """Delete the job's paragraphs (it ended: its result, if any, holds them all)."""
-        await self.redis.delete(self.keys.partial(job_key))
+    async def discard(self, job_key: str) -> int:
+        """Delete the job's paragraphs (it ended: its result, if any, holds them all); returns
+        the bytes they held in Redis, which the storage guard learns to reserve."""
+        key = self.keys.partial(job_key)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.memory_usage(key)
+            pipe.delete(key)
+            held, _ = await pipe.execute()
+        return int(held or 0)

@@ -178,6 +178,10 @@ def test_a_flood_of_distinct_articles_is_refused_before_redis_is_full(
     # weighed, and learns that from this one (before it, it assumes five times the article).
     submit(-1)
     assert wait_all_finished(stack, accepted, 120) == {accepted[0]: "complete"}
+    with redis_lib.Redis.from_url(stack.queue.url) as client:
+        deadline = time.monotonic() + 30  # the worker adds its weight just after completing it
+        while not client.exists("kurz:memory:result-growth") and time.monotonic() < deadline:
+            time.sleep(0.1)
     started = time.monotonic()
     index = 0
     refused = 0
