@@ -123,12 +123,11 @@ def test_paragraphs_stream_before_the_summary_and_the_webhook_is_one_final_event
         assert translation["sentences"] == expected[translation["paragraph"]]
         first = view["result"]["alignment"][translation["first_sentence"]]
         assert first == translation["sentences"][0]
-    summarizing = next(
-        i
-        for i, (name, data) in enumerate(seen)
-        if name == "progress" and data["progress"]["stage"] == "summarize"
-    )
-    assert names.index("translation") < summarizing
+    # The stream polls, so a stage shorter than its interval (the summary, now that most of it
+    # is mapped while the article translates) may never show; what is seen is in order.
+    first = names.index("translation")
+    stages = [data["progress"]["stage"] for name, data in seen[:first] if name == "progress"]
+    assert stages and "summarize" not in stages, stages
 
     assert running_view is not None
     assert running_view["status"] == "running", running_view["status"]
