@@ -177,7 +177,7 @@ async def test_a_burst_across_api_processes_takes_the_room_once(client: Redis) -
     limit = used * 4
     await client.config_set("maxmemory", limit)
     guards = [StorageGuard(client, keys, 0.9, clock=Clock()) for _ in range(2)]
-    text = "Ein Wort mehr. " * (used // 150)  # about a tenth of the room, five times over
+    text = "Ein Wort mehr. " * (used // 150)  # a tenth of what Redis holds: a handful fit
 
     async def burst(checked: bool, count: int = 40) -> int:
         accepted = 0
