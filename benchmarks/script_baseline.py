@@ -475,9 +475,9 @@ def _speed_figures(runs: Sequence[SeedRun]) -> Figures:
     for run in runs:
         prefix = f"script_seed{run.name}"
         figures[f"{prefix}_sentences"] = run.sentences
-        figures[f"{prefix}_transformers_script_s"] = round(run.script.seconds, 2)
-        figures[f"{prefix}_defaults_s"] = round(run.pipeline_s, 2)
-        figures[f"{prefix}_speedup"] = round(run.script.seconds / run.pipeline_s, 2)
+        figures[f"{prefix}_transformers_script_s"] = _significant(run.script.seconds)
+        figures[f"{prefix}_defaults_s"] = _significant(run.pipeline_s)
+        figures[f"{prefix}_speedup"] = _significant(run.script.seconds / run.pipeline_s)
         figures[f"{prefix}_transformers_script_chunks"] = run.script.chunks
         figures[f"{prefix}_defaults_chunks"] = run.pipeline_chunks
         figures[f"{prefix}_transformers_script_english_tokens"] = run.script.english_tokens
@@ -534,22 +534,28 @@ def _share_figures(
     shares: dict[str, float] = {"ct2_worker_translation_gops_ct2_int8": achieved_gops}
     seeds = len(next(iter(matmul_seconds.values())))
     _ceiling_figures(shares, "worker_translation", matmul_seconds, seeds)
-    figures: Figures = {key: round(value, 4) for key, value in shares.items()}
+    figures: Figures = {key: _significant(value) for key, value in shares.items()}
     figures["translation_worker_batches"] = len(record.batches)
-    figures["translation_worker_engine_s"] = round(record.engine_s, 2)
-    figures["translation_worker_gops"] = round(achieved_gops, 2)
+    figures["translation_worker_engine_s"] = _significant(record.engine_s)
+    figures["translation_worker_gops"] = _significant(achieved_gops)
     share_key = "ct2_worker_translation_share_of_int8_ceiling_ct2_int8"
     if share_key not in shares or "matmul_int8" not in best:
         figures["translation_share_skipped"] = "this torch build has no CPU int8 matmul"
         return figures
-    figures["matmul_int8_best_gops"] = round(best["matmul_int8"], 2)
-    figures["translation_share_of_int8_ceiling"] = round(shares[share_key], 3)
-    figures["translation_share_of_int8_best_ceiling"] = round(
-        achieved_gops / best["matmul_int8"], 3
+    figures["matmul_int8_best_gops"] = _significant(best["matmul_int8"])
+    figures["translation_share_of_int8_ceiling"] = _significant(shares[share_key])
+    figures["translation_share_of_int8_best_ceiling"] = _significant(
+        achieved_gops / best["matmul_int8"]
     )
     figures["translation_share_target"] = TARGET_INT8_SHARE
     figures["translation_share_target_met"] = shares[share_key] >= TARGET_INT8_SHARE
     return figures
+
+
+def _significant(value: float, digits: int = 3) -> float:
+    """``value`` to ``digits`` significant figures: the tiny models' shares and times are small
+    enough that a fixed number of decimals turns them into 0.0, which reads as "nothing ran"."""
+    return float(f"{value:.{digits}g}")
 
 
 def _timed(action: Callable[[], object]) -> float:
