@@ -48,6 +48,7 @@ import bisect
 import itertools
 import re
 import threading
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -150,6 +151,9 @@ def _somajo_spans(lines: Sequence[str]) -> list[list[tuple[int, int]]]:
             for index in range(first, last + 1):  # a token crossing a line break is cut too
                 offset = starts[index]
                 piece = (max(start, offset) - offset, min(end, offset + len(lines[index])) - offset)
+                # SoMaJo read past the line break and any invisible characters beside it
+                # (";\u200b\n(" is the emoticon ";("): a line on its own has no token there.
+                piece = _visible_part(lines[index], *piece, start=index > first, end=index < last)
                 if piece[1] <= piece[0]:
                     continue
                 if index == current:
@@ -163,6 +167,20 @@ def _somajo_spans(lines: Sequence[str]) -> list[list[tuple[int, int]]]:
         _as_if_alone(line, line_spans, continued=line_continued)
         for line, line_spans, line_continued in zip(lines, spans, continued, strict=True)
     ]
+
+
+def _visible_part(line: str, begin: int, stop: int, *, start: bool, end: bool) -> tuple[int, int]:
+    """``line[begin:stop]`` without the whitespace and format characters (zero-width space,
+    BOM) at its ``start`` and/or its ``end``; empty when nothing else is in it."""
+
+    def invisible(char: str) -> bool:
+        return char.isspace() or unicodedata.category(char) == "Cf"
+
+    while start and begin < stop and invisible(line[begin]):
+        begin += 1
+    while end and stop > begin and invisible(line[stop - 1]):
+        stop -= 1
+    return begin, stop
 
 
 def _as_if_alone(
