@@ -151,9 +151,12 @@ def _somajo_spans(lines: Sequence[str]) -> list[list[tuple[int, int]]]:
             for index in range(first, last + 1):  # a token crossing a line break is cut too
                 offset = starts[index]
                 piece = (max(start, offset) - offset, min(end, offset + len(lines[index])) - offset)
-                # SoMaJo read past the line break and any invisible characters beside it
-                # (";\u200b\n(" is the emoticon ";("): a line on its own has no token there.
-                piece = _visible_part(lines[index], *piece, start=index > first, end=index < last)
+                if first != last:  # SoMaJo read past the line break and any invisible
+                    # characters beside it (";\u200b\n(" is the emoticon ";("): a line on its
+                    # own has no token there.
+                    piece = _visible_part(
+                        lines[index], *piece, start=index > first, end=index < last
+                    )
                 if piece[1] <= piece[0]:
                     continue
                 if index == current:
